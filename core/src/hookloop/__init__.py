@@ -1,0 +1,47 @@
+"""hookloop: an asyncio event loop assembled from plugins.
+
+Use it as a loop factory::
+
+    asyncio.run(main(), loop_factory=hookloop.new_event_loop)
+    hookloop.run(main(), backend="epoll")
+
+or, for code that still uses policies, ``hookloop.install()``.
+"""
+from __future__ import annotations
+
+from .assembly import (
+    PluginInfo,
+    available_backends,
+    get_backend,
+    list_backends,
+    new_event_loop,
+    plugin_infos,
+)
+from .backends import Backend
+from .errors import BackendUnavailableError, HookloopError, PluginLoadError, PluginMissingError
+from .hookspecs import hookimpl, hookspec
+from .instruments import Instrument, PollStatistics
+from .loop import EventLoop
+from .policy import EventLoopPolicy, install, run
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "EventLoop",
+    "EventLoopPolicy",
+    "HookloopError",
+    "Instrument",
+    "PluginInfo",
+    "PluginLoadError",
+    "PluginMissingError",
+    "PollStatistics",
+    "available_backends",
+    "get_backend",
+    "hookimpl",
+    "hookspec",
+    "install",
+    "list_backends",
+    "new_event_loop",
+    "plugin_infos",
+    "run",
+]

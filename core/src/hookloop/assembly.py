@@ -1,0 +1,376 @@
+"""Assembly: from installed plugins to a ready-to-run loop.
+
+This is the only place where pluggy runs.  It owns:
+
+* the **plugin manager**, built once per process and configuration: the
+  core's builtin plugins (registered through the same hooks as everybody
+  else, ``trylast`` so any plugin overrides them), then every entry point of
+  the ``hookloop`` group, imported once.  A plugin that fails to import or
+  implements a hook nobody specified is reported by entry-point and
+  distribution name (:class:`~hookloop.PluginLoadError`);
+* the **recipe** for a configuration (backend, disabled plugins, explicit
+  plugins): which poller backend, which service factories, which lifecycle
+  hooks have implementations.  Recipes are cached, so every loop after the
+  first is built without calling pluggy at all unless a plugin implements a
+  lifecycle hook;
+* :func:`new_event_loop`, the loop factory for ``asyncio.run(...,
+  loop_factory=...)`` and ``asyncio.Runner``.
+
+Configuration, in order of precedence: arguments (``backend=``,
+``disable=``, ``plugins=``), then the environment: ``HOOKLOOP_BACKEND``,
+``HOOKLOOP_DISABLE=a,b`` (plugin names, as ``hookloop plugins`` lists
+them), ``HOOKLOOP_NO_AUTOLOAD=1`` (builtins and explicit plugins only).
+
+It must never construct a loop service itself (the loop does that lazily)
+nor be reached from the run loop.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import pluggy
+
+from . import hookspecs
+from .backends import Backend
+from .errors import BackendUnavailableError, PluginLoadError, PluginMissingError
+from .loop import EventLoop
+
+__all__ = [
+    "new_event_loop",
+    "available_backends",
+    "list_backends",
+    "get_backend",
+    "plugin_manager",
+    "plugin_infos",
+    "PluginInfo",
+    "Recipe",
+    "clear_cache",
+]
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+
+#: What each service kind is, which distribution provides it, and the name of
+#: the builtin plugin that provides it by default (``None``: no builtin).
+FEATURES: dict[str, tuple[str, str, str | None]] = {
+    "transports": ("sockets, servers and pipes", "hookloop", None),
+    "tls": ("TLS (ssl=, start_tls)", "hookloop-tls", None),
+    "resolver": ("name resolution (getaddrinfo, getnameinfo)", "hookloop", None),
+    "signals": ("signal handlers", "hookloop", "signals"),
+    "executor": ("run_in_executor(None, ...)", "hookloop", "executor"),
+    "subprocess": ("subprocesses", "hookloop-subprocess", None),
+}
+_SERVICE_HOOKS = ("transports", "tls", "resolver", "signals", "subprocess")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``hookloop plugins`` shows about one registered plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a new loop needs, resolved once per configuration."""
+
+    backend: Backend
+    factories: dict[str, Callable[[EventLoop], Any] | None]
+    executor: Callable[[], Any] | None
+    loop_created: Any = None
+    instruments: Any = None
+    loop_closing: Any = None
+    disabled: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass
+class _Manager:
+    pm: pluggy.PluginManager
+    infos: dict[str, PluginInfo]
+
+
+_lock = threading.RLock()
+_managers: dict[tuple[Any, ...], _Manager] = {}
+_recipes: dict[tuple[Any, ...], Recipe] = {}
+_entry_point_plugins: dict[str, tuple[Any, PluginInfo]] = {}
+
+
+def clear_cache() -> None:
+    """Forget plugin managers and recipes (entry points are re-read)."""
+    with _lock:
+        _managers.clear()
+        _recipes.clear()
+        _entry_point_plugins.clear()
+
+
+# ----------------------------------------------------------------------
+# The plugin manager
+# ----------------------------------------------------------------------
+
+def _builtin_plugins() -> list[tuple[str, Any]]:
+    from .builtins import commands, executor, signals
+    return [("executor", executor), ("signals", signals), ("commands", commands)]
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> tuple[Any, PluginInfo]:
+    dist = getattr(ep, "dist", None)
+    dist_name = dist.metadata["Name"] if dist is not None else "?"
+    version = dist.version if dist is not None else "?"
+    where = f"entry point '{ep.name} = {ep.value}' of distribution {dist_name} {version}"
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        raise PluginLoadError(
+            f"hookloop plugin {ep.name!r} ({where}) failed to import: "
+            f"{type(exc).__name__}: {exc}. Uninstall {dist_name}, or skip the plugin with "
+            f"HOOKLOOP_DISABLE={ep.name}") from exc
+    return plugin, PluginInfo(ep.name, dist_name, version, ())
+
+
+def _entry_points(blocked: frozenset[str]) -> list[tuple[str, Any, PluginInfo]]:
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in blocked:
+            continue
+        cached = _entry_point_plugins.get(ep.name)
+        if cached is None:
+            cached = _entry_point_plugins[ep.name] = _load_entry_point(ep)
+        found.append((ep.name, *cached))
+    return found
+
+
+def _register(pm: pluggy.PluginManager, name: str, plugin: Any, where: str) -> None:
+    if pm.get_plugin(name) is not None or pm.is_registered(plugin):
+        return  # the same plugin installed twice (e.g. two entry points)
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"hookloop plugin {name!r} ({where}) is invalid: {exc}") from exc
+
+
+def _build_manager(autoload: bool, blocked: frozenset[str],
+                   extra: Sequence[Any]) -> _Manager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    version = _core_version()
+    for name, plugin in _builtin_plugins():
+        if name in blocked:
+            pm.set_blocked(name)
+            continue
+        _register(pm, name, plugin, "builtin")
+        infos[name] = PluginInfo(name, "hookloop", version, (), builtin=True)
+    if autoload:
+        for name, plugin, info in _entry_points(blocked):
+            _register(pm, name, plugin, f"distribution {info.distribution} {info.version}")
+            infos.setdefault(name, info)
+    for plugin in extra:
+        name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin):x}"
+        _register(pm, name, plugin, "passed as plugins=")
+        infos.setdefault(name, PluginInfo(name, "(explicit)", "", ()))
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        owner = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        raise PluginLoadError(
+            f"hookloop plugin {owner!r} implements a hook that hookloop does not define: "
+            f"{exc}") from exc
+    for name in list(infos):
+        plugin = pm.get_plugin(name)
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
+        infos[name] = PluginInfo(infos[name].name, infos[name].distribution,
+                                 infos[name].version, hooks, infos[name].builtin)
+    return _Manager(pm, infos)
+
+
+def _core_version() -> str:
+    try:
+        return importlib.metadata.version("hookloop")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _environment() -> tuple[bool, frozenset[str], str | None]:
+    autoload = os.environ.get("HOOKLOOP_NO_AUTOLOAD", "") in ("", "0")
+    blocked = frozenset(n.strip() for n in os.environ.get("HOOKLOOP_DISABLE", "").split(",")
+                        if n.strip())
+    backend = os.environ.get("HOOKLOOP_BACKEND") or None
+    return autoload, blocked, backend
+
+
+def _manager(extra: Sequence[Any] = ()) -> _Manager:
+    autoload, blocked, _ = _environment()
+    key = (autoload, blocked, tuple(id(p) for p in extra))
+    manager = _managers.get(key)
+    if manager is None:
+        with _lock:
+            manager = _managers.get(key)
+            if manager is None:
+                manager = _managers[key] = _build_manager(autoload, blocked, extra)
+    return manager
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process's plugin manager for the current environment."""
+    return _manager().pm
+
+
+def plugin_infos() -> list[PluginInfo]:
+    """Every registered plugin, builtins first."""
+    infos = _manager().infos.values()
+    return sorted(infos, key=lambda i: (not i.builtin, i.name))
+
+
+# ----------------------------------------------------------------------
+# Backends
+# ----------------------------------------------------------------------
+
+def list_backends() -> list[Backend]:
+    """Every backend the plugins offer, available or not, best first."""
+    return _collect_backends(plugin_manager().hook.hookloop_pollers)
+
+
+def _collect_backends(hook_caller: Any) -> list[Backend]:
+    seen: dict[str, Backend] = {}
+    for group in hook_caller():
+        for backend in group or ():
+            seen.setdefault(backend.name, backend)
+    return sorted(seen.values(), key=lambda b: (-b.priority, b.name))
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work here, best first."""
+    return [b.name for b in list_backends() if b.available]
+
+
+def _choose_backend(backends: list[Backend], name: str | None) -> Backend:
+    usable = [b for b in backends if b.available]
+    if name is None:
+        if not usable:
+            raise PluginMissingError("an event loop (a poller backend)", _suggested_backend())
+        return usable[0]
+    for backend in backends:
+        if backend.name == name:
+            if not backend.available:
+                raise BackendUnavailableError(
+                    f"backend {name!r} is not available here: {backend.unavailable}; "
+                    f"available backends: {_names(usable)}")
+            return backend
+    raise BackendUnavailableError(
+        f"unknown backend {name!r}; installed backends: {_names(usable)}")
+
+
+def _names(backends: Iterable[Backend]) -> str:
+    return ", ".join(b.name for b in backends) or "none (pip install hookloop-select)"
+
+
+def _suggested_backend() -> str:
+    if sys.platform.startswith("linux"):
+        return "hookloop-epoll"
+    if sys.platform == "darwin" or "bsd" in sys.platform:
+        return "hookloop-kqueue"
+    return "hookloop-select"
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The backend ``new_event_loop(name)`` would use."""
+    return _choose_backend(list_backends(), name or _environment()[2])
+
+
+# ----------------------------------------------------------------------
+# Recipes and loops
+# ----------------------------------------------------------------------
+
+def _assemble(backend_name: str | None, disable: frozenset[str],
+              extra: Sequence[Any]) -> Recipe:
+    manager = _manager(extra)
+    pm = manager.pm
+    removed = [pm.get_plugin(n) for n in disable if pm.get_plugin(n) is not None]
+
+    def caller(hook: str) -> Any:
+        if removed:
+            return pm.subset_hook_caller(hook, remove_plugins=removed)
+        return getattr(pm.hook, hook)
+
+    def caller_if_implemented(hook: str) -> Any:
+        hc = caller(hook)
+        return hc if hc.get_hookimpls() else None
+
+    backend = _choose_backend(_collect_backends(caller("hookloop_pollers")), backend_name)
+    factories = {kind: caller(f"hookloop_{kind}")() for kind in _SERVICE_HOOKS}
+    _, env_blocked, _ = _environment()
+    return Recipe(
+        backend=backend,
+        factories=factories,
+        executor=caller("hookloop_executor")(),
+        loop_created=caller_if_implemented("hookloop_loop_created"),
+        instruments=caller_if_implemented("hookloop_instruments"),
+        loop_closing=caller_if_implemented("hookloop_loop_closing"),
+        disabled=disable | env_blocked,
+    )
+
+
+def recipe(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
+           disable: Iterable[str] = ()) -> Recipe:
+    """The (cached) recipe for a configuration; see :func:`new_event_loop`."""
+    autoload, blocked, env_backend = _environment()
+    extra = tuple(plugins or ())
+    disabled = frozenset(disable)
+    name = backend or env_backend
+    key = (name, disabled, tuple(id(p) for p in extra), autoload, blocked)
+    found = _recipes.get(key)
+    if found is None:
+        with _lock:
+            found = _recipes.get(key)
+            if found is None:
+                found = _recipes[key] = _assemble(name, disabled, extra)
+    return found
+
+
+def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
+                   disable: Iterable[str] = ()) -> EventLoop:
+    """Create a new hookloop event loop from the installed plugins.
+
+    :param backend: Poller backend name (``"epoll"``, ``"poll"``, ...);
+        default ``$HOOKLOOP_BACKEND``, else the best available one.  An unknown
+        or unavailable name raises :class:`~hookloop.BackendUnavailableError`
+        (a ``ValueError``) listing the installed backends.
+    :param plugins: Extra plugin objects (modules or instances with
+        ``@hookimpl`` functions) for this loop, in addition to the installed
+        ones; they take precedence over them.
+    :param disable: Names of plugins to leave out for this loop (as
+        ``HOOKLOOP_DISABLE`` does for the whole process).
+    """
+    r = recipe(backend, plugins=plugins, disable=disable)
+    poller = r.backend.factory()
+    try:
+        loop = EventLoop(poller, r)
+    except BaseException:
+        poller.close()
+        raise
+    try:
+        if r.instruments is not None:
+            for group in r.instruments(loop=loop):
+                for instrument in group or ():
+                    loop.add_instrument(instrument)
+        if r.loop_created is not None:
+            r.loop_created(loop=loop)
+    except BaseException:
+        loop.close()
+        raise
+    return loop
+
+
+def missing_feature(kind: str, recipe: Recipe | None) -> PluginMissingError:
+    """The error for a feature whose service no plugin provides."""
+    feature, distribution, builtin = FEATURES[kind]
+    disabled = recipe is not None and builtin is not None and builtin in recipe.disabled
+    return PluginMissingError(feature, distribution, plugin=builtin, disabled=disabled)

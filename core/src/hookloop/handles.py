@@ -1,0 +1,87 @@
+"""Handles: asyncio's public ``Handle``/``TimerHandle`` types, made cheaply.
+
+Every user callback scheduled on a hookloop loop is represented by an
+``asyncio.Handle`` (or ``asyncio.TimerHandle``), so ``cancel()``,
+``cancelled()``, ``when()``, ``get_context()`` and ``repr()`` behave exactly
+as on asyncio's own loop.  The subclasses here only replace the constructor:
+asyncio's calls ``loop.get_debug()`` for every handle, ours receives the
+debug flag's result (the source traceback) from the loop, which knows it
+already.  They add no slots and no behaviour.
+
+The loop reads the slots ``_callback``, ``_args``, ``_context`` and
+``_cancelled`` directly in its run loop (instead of calling ``_run()``): one
+Python frame less per callback.  :func:`_check_layout` verifies at import
+that asyncio's ``Handle`` still has exactly the slots we set, so a future
+CPython that changes them fails loudly here rather than subtly at run time.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import traceback
+from typing import Any
+
+__all__ = ["CallbackHandle", "TimerCallbackHandle", "extract_source"]
+
+_copy_context = contextvars.copy_context
+
+
+class CallbackHandle(asyncio.Handle):
+    """An ``asyncio.Handle`` built without asking the loop for its debug flag."""
+
+    __slots__ = ()
+
+    def __init__(self, callback: Any, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
+                 context: contextvars.Context | None, source: Any = None) -> None:
+        self._context = _copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = source
+
+
+class TimerCallbackHandle(asyncio.TimerHandle):
+    """An ``asyncio.TimerHandle`` built the same cheap way.
+
+    ``_scheduled`` is true while the handle sits in the loop's timer heap;
+    ``TimerHandle.cancel()`` calls ``loop._timer_handle_cancelled(handle)``,
+    which the loop uses to count cancelled timers for lazy compaction.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, when: float, callback: Any, args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None,
+                 source: Any = None) -> None:
+        self._context = _copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = source
+        self._when = when
+        self._scheduled = False
+
+
+def extract_source(depth: int = 2) -> traceback.StackSummary:
+    """The caller's stack, for ``Handle._source_traceback`` in debug mode."""
+    return traceback.extract_stack(sys._getframe(depth), limit=10)
+
+
+def _check_layout() -> None:
+    expected = {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
+                "_context"}
+    have = set(asyncio.Handle.__slots__) - {"__weakref__"}
+    if have != expected:  # pragma: no cover - only on an incompatible CPython
+        raise ImportError(
+            f"asyncio.Handle has slots {sorted(have)}, hookloop expects {sorted(expected)}; "
+            "this Python version is not supported by this hookloop version")
+    if set(asyncio.TimerHandle.__slots__) != {"_scheduled", "_when"}:  # pragma: no cover
+        raise ImportError("asyncio.TimerHandle changed its slots; hookloop needs an update")
+
+
+_check_layout()

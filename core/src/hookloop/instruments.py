@@ -1,0 +1,103 @@
+"""Instruments: observers of the run loop that cost nothing when absent.
+
+An instrument sees each poll and each callback.  The loop has two ways to
+run an iteration: the fast path, used when no instrument is attached and
+debug mode is off, contains no instrumentation code at all; the instrumented
+path calls every attached instrument.  Debug mode's slow-callback warning is
+itself an instrument (:class:`SlowCallbackWarning`) that the loop attaches
+while debug mode is on.
+
+Plugins attach instruments through the ``hookloop_instruments`` hook, or at
+run time with ``loop.add_instrument()``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+__all__ = ["Instrument", "SlowCallbackWarning", "PollStatistics"]
+
+logger = logging.getLogger("asyncio")
+
+
+class Instrument:
+    """Base class: override what you need; every method defaults to nothing.
+
+    Instruments run inside the loop's thread, between callbacks.  An
+    exception raised by an instrument is reported to the loop's exception
+    handler and the instrument is detached.
+    """
+
+    def before_poll(self, timeout: float | None) -> None:
+        """About to wait for I/O for at most ``timeout`` seconds."""
+
+    def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
+        """The poll returned ``nevents`` events after ``duration`` seconds."""
+
+    def before_callback(self, handle: Any) -> None:
+        """About to run ``handle`` (an ``asyncio.Handle``)."""
+
+    def after_callback(self, handle: Any, duration: float) -> None:
+        """``handle`` ran for ``duration`` seconds (even if it raised)."""
+
+
+class SlowCallbackWarning(Instrument):
+    """Debug mode: log callbacks slower than ``loop.slow_callback_duration``.
+
+    Also tracks the handle being run, so the default exception handler can
+    show where it was created.
+    """
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop
+
+    def before_callback(self, handle: Any) -> None:
+        self._loop._current_handle = handle
+
+    def after_callback(self, handle: Any, duration: float) -> None:
+        self._loop._current_handle = None
+        if duration >= self._loop.slow_callback_duration:
+            logger.warning("Executing %s took %.3f seconds", _format_handle(handle), duration)
+
+    def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
+        if duration >= 1.0:
+            level = logging.INFO
+        else:
+            level = logging.DEBUG
+        if logger.isEnabledFor(level):
+            logger.log(level, "poll %s took %.3f ms: %s events",
+                       "forever" if timeout is None else f"{timeout * 1e3:.3f} ms",
+                       duration * 1e3, nevents)
+
+
+class PollStatistics(Instrument):
+    """Counts polls, events, callbacks and time spent in each."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.events = 0
+        self.poll_time = 0.0
+        self.callbacks = 0
+        self.callback_time = 0.0
+
+    def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
+        self.polls += 1
+        self.events += nevents
+        self.poll_time += duration
+
+    def after_callback(self, handle: Any, duration: float) -> None:
+        self.callbacks += 1
+        self.callback_time += duration
+
+    def as_dict(self) -> dict[str, float]:
+        return {"polls": self.polls, "events": self.events, "poll_time": self.poll_time,
+                "callbacks": self.callbacks, "callback_time": self.callback_time}
+
+
+def _format_handle(handle: Any) -> str:
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        return repr(task)
+    return str(handle)

@@ -1,0 +1,958 @@
+"""The scheduler: hookloop's event loop class.
+
+What it owns, and nothing more:
+
+* the **ready queue** (a deque of ``asyncio.Handle``), the **timer heap** of
+  ``(when, seq, handle)`` tuples, and the **run loop** that drains both and
+  waits on the poller in between;
+* the **fd table**: for each file descriptor watched, one two-slot record
+  ``[reader, writer]`` of zero-argument callables.  The interest mask given
+  to the poller is always computed from that record (trio's rule: never
+  tracked twice).  Plugins (transports, signals, subprocess watchers) put
+  their bound methods there with :meth:`EventLoop.watch_read` and friends;
+  user ``add_reader`` callbacks are wrapped so that they run as
+  ``asyncio.Handle``s with their context, as asyncio runs them;
+* the **exception handler** API and **debug mode** (handle source
+  tracebacks, coroutine origin tracking, thread checks, slow callbacks);
+* **lazy services**: every feature that is not scheduling (executor,
+  signals, transports, TLS, DNS, subprocesses) is a service object made by a
+  factory that a plugin returned at assembly time.  The loop makes it the
+  first time the feature is used and raises
+  :class:`~hookloop.PluginMissingError` when no plugin provides it.
+
+What it must never do: call pluggy (the hooks ran before the loop was
+built; see :mod:`hookloop.assembly`), import a backend or feature plugin by
+name, or touch asyncio's private loop machinery.  asyncio's public pieces it
+relies on are ``Future``/``Task`` (C-accelerated), ``Handle``/``TimerHandle``
+and the documented hooks for third-party loops (``_set_running_loop``,
+``_get_running_loop``, ``sys.set_asyncgen_hooks``).
+
+What is hot: :meth:`call_soon`, :meth:`call_at`, and :meth:`_run_once`,
+which runs every iteration.  They avoid Python calls that are not needed
+(no ``Handle._run()``, no ``TimerHandle.__lt__``: the heap compares floats
+and ints in C) and read attributes once into locals.  Anything optional
+(debug mode, instruments) lives in :meth:`_run_once_instrumented`, which
+the loop switches to only while it is needed.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import heapq
+import inspect
+import itertools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import PluginMissingError
+from .handles import CallbackHandle, TimerCallbackHandle, extract_source
+from .instruments import Instrument, SlowCallbackWarning
+from .poller import MAX_TIMEOUT, READ, WRITE, Poller
+
+if TYPE_CHECKING:
+    from .assembly import Recipe
+
+__all__ = ["EventLoop"]
+
+logger = logging.getLogger("asyncio")
+
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+_monotonic = time.monotonic
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+# Compact the timer heap when more than this many cancelled timers sit in it
+# and they are more than half of it (lazy deletion otherwise).
+_MIN_CANCELLED_TO_COMPACT = 100
+_COROUTINE_ORIGIN_DEPTH = 10
+
+
+def _debug_from_environment() -> bool:
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+def _format_callback(callback: Any, args: tuple[Any, ...] | None) -> str:
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    text = f"{name}({', '.join(map(repr, args or ()))})"
+    code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+    if code is not None:
+        text += f" at {code.co_filename}:{code.co_firstlineno}"
+    return text
+
+
+def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The loop re-raises these from run_forever(); stopping here
+            # would swallow them.
+            return
+    fut.get_loop().stop()
+
+
+class _UserWatch:
+    """An ``add_reader``/``add_writer`` callback in the fd table.
+
+    Ready fds run their callbacks directly; a user callback instead goes to
+    the ready queue as its ``Handle``, so it runs in its context, after the
+    I/O dispatch, exactly as on asyncio's loop.
+    """
+
+    __slots__ = ("handle", "loop", "fd", "slot")
+
+    def __init__(self, handle: CallbackHandle, loop: EventLoop, fd: int, slot: int) -> None:
+        self.handle = handle
+        self.loop = loop
+        self.fd = fd
+        self.slot = slot
+
+    def __call__(self) -> None:
+        if self.handle._cancelled:
+            self.loop._unwatch(self.fd, self.slot)
+        else:
+            self.loop._ready.append(self.handle)
+
+
+class EventLoop(asyncio.AbstractEventLoop):
+    """An asyncio event loop assembled from hookloop plugins.
+
+    Build it with :func:`hookloop.new_event_loop`; constructing it directly
+    with a poller gives a loop with scheduling and fd watching only.
+    """
+
+    slow_callback_duration = 0.1
+
+    def __init__(self, poller: Poller, recipe: Recipe | None = None) -> None:
+        self._poller = poller
+        self._recipe = recipe
+        self._ready: deque[asyncio.Handle] = deque()
+        self._timers: list[tuple[float, int, TimerCallbackHandle]] = []
+        self._timer_seq = itertools.count().__next__
+        self._cancelled_timers = 0
+        self._fds: dict[int, list[Callable[[], Any] | None]] = {}
+        self._stopping = False
+        self._closed = False
+        self._thread_id: int | None = None
+        self._pid = os.getpid()
+        self._debug = False
+        self._instruments: list[Instrument] = []
+        self._instrumented = False
+        self._current_handle: asyncio.Handle | None = None
+        self._exception_handler: Callable[..., Any] | None = None
+        self._task_factory: Callable[..., Any] | None = None
+        self._services: dict[str, Any] = {}
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._coroutine_origin_tracking = False
+        self._saved_origin_depth: int | None = None
+        self._wakeup = poller.wakeup
+        self._poll = poller.poll
+        self.watch_read(poller.waker_fd, poller.drain_wakeup)
+        self.set_debug(_debug_from_environment())
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} backend={self._poller.name} running={self.is_running()} "
+                f"closed={self._closed} debug={self._debug}>")
+
+    # ------------------------------------------------------------------
+    # Identity and services
+    # ------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """The name of the poller backend this loop runs on."""
+        return self._poller.name
+
+    @property
+    def poller(self) -> Poller:
+        """The poller (for plugins; not for use while the loop polls)."""
+        return self._poller
+
+    def service(self, kind: str) -> Any:
+        """The service object for a feature, made on first use.
+
+        ``kind`` is one of ``"transports"``, ``"tls"``, ``"resolver"``,
+        ``"signals"``, ``"subprocess"``.  Raises
+        :class:`~hookloop.PluginMissingError` when no plugin provides it.
+        """
+        svc = self._services.get(kind)
+        if svc is None:
+            self._check_closed()
+            recipe = self._recipe
+            factory = recipe.factories.get(kind) if recipe is not None else None
+            if factory is None:
+                raise _missing(kind, recipe)
+            svc = self._services[kind] = factory(self)
+        return svc
+
+    # ------------------------------------------------------------------
+    # Running and stopping
+    # ------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self._check_closed()
+        self._check_not_running()
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                f"this event loop was created in process {self._pid} and cannot run in the "
+                f"forked child {os.getpid()}; create a new loop in the child")
+        self._thread_id = threading.get_ident()
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+        self._set_coroutine_origin_tracking(self._debug)
+        asyncio._set_running_loop(self)
+        try:
+            run_once = self._run_once
+            while True:
+                if self._instrumented:
+                    self._run_once_instrumented()
+                else:
+                    run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            asyncio._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def run_until_complete(self, future: Any) -> Any:
+        self._check_closed()
+        self._check_not_running()
+        new_task = not asyncio.isfuture(future)
+        future = asyncio.ensure_future(future, loop=self)
+        if new_task:
+            # The task is ours: if run_forever() is interrupted, do not log
+            # "Task was destroyed but it is pending!" for it.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                # Mark the exception retrieved: the caller gets the one
+                # raised here, a second report would be noise.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        recipe = self._recipe
+        if recipe is not None and recipe.loop_closing is not None:
+            recipe.loop_closing(loop=self)
+        self._closed = True
+        self._ready.clear()
+        self._timers.clear()
+        self._cancelled_timers = 0
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+        services, self._services = self._services, {}
+        try:
+            for svc in services.values():
+                close = getattr(svc, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            self._fds.clear()
+            self._poller.close()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_closed", True) is False:
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_not_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if asyncio._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def time(self) -> float:
+        return _monotonic()
+
+    # ------------------------------------------------------------------
+    # One iteration
+    # ------------------------------------------------------------------
+
+    def _timeout(self) -> float | None:
+        """How long the next poll may block."""
+        if self._cancelled_timers:
+            self._drop_cancelled_timers()
+        if self._ready or self._stopping:
+            return 0
+        timers = self._timers
+        if not timers:
+            return None
+        timeout = timers[0][0] - _monotonic()
+        if timeout <= 0:
+            return 0
+        return MAX_TIMEOUT if timeout > MAX_TIMEOUT else timeout
+
+    def _run_once(self) -> None:
+        """Poll once, dispatch I/O, move due timers, run what is ready.
+
+        The fast path; keep it in step with :meth:`_run_once_instrumented`.
+        """
+        events = self._poll(self._timeout())
+        if events:
+            self._dispatch(events)
+        timers = self._timers
+        ready = self._ready
+        if timers:
+            end = _monotonic() + _CLOCK_RESOLUTION
+            while timers and timers[0][0] < end:
+                handle = _heappop(timers)[2]
+                handle._scheduled = False
+                if handle._cancelled:
+                    self._cancelled_timers -= 1
+                else:
+                    ready.append(handle)
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                handle._context.run(handle._callback, *handle._args)
+            except BaseException as exc:
+                self._callback_failed(handle, exc)
+
+    def _run_once_instrumented(self) -> None:
+        """:meth:`_run_once` with every attached instrument called."""
+        instruments = self._instruments
+        timeout = self._timeout()
+        for inst in instruments:
+            self._instrument_call(inst, inst.before_poll, timeout)
+        t0 = _monotonic()
+        events = self._poll(timeout)
+        duration = _monotonic() - t0
+        for inst in instruments:
+            self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
+        if events:
+            self._dispatch(events)
+        timers = self._timers
+        ready = self._ready
+        end = _monotonic() + _CLOCK_RESOLUTION
+        while timers and timers[0][0] < end:
+            handle = _heappop(timers)[2]
+            handle._scheduled = False
+            if handle._cancelled:
+                self._cancelled_timers -= 1
+            else:
+                ready.append(handle)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if handle._cancelled:
+                continue
+            for inst in instruments:
+                self._instrument_call(inst, inst.before_callback, handle)
+            t0 = _monotonic()
+            try:
+                handle._context.run(handle._callback, *handle._args)
+            except BaseException as exc:
+                self._callback_failed(handle, exc)
+            finally:
+                duration = _monotonic() - t0
+                for inst in instruments:
+                    self._instrument_call(inst, inst.after_callback, handle, duration)
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        """Run the fd table's callbacks for what the poller reported."""
+        fds = self._fds
+        readable = self._poller.READABLE
+        writable = self._poller.WRITABLE
+        for fd, mask in events:
+            record = fds.get(fd)
+            if record is None:
+                continue
+            if mask & readable:
+                callback = record[0]
+                if callback is not None:
+                    try:
+                        callback()
+                    except BaseException as exc:
+                        self._io_callback_failed(fd, callback, exc)
+            if mask & writable:
+                callback = record[1]
+                if callback is not None:
+                    try:
+                        callback()
+                    except BaseException as exc:
+                        self._io_callback_failed(fd, callback, exc)
+
+    def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            raise exc
+        context = {
+            "message": f"Exception in callback {_format_callback(handle._callback, handle._args)}",
+            "exception": exc,
+            "handle": handle,
+        }
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
+
+    def _io_callback_failed(self, fd: int, callback: Any, exc: BaseException) -> None:
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            raise exc
+        self.call_exception_handler({
+            "message": f"Exception in I/O callback {_format_callback(callback, ())} for fd {fd}",
+            "exception": exc,
+            "fd": fd,
+        })
+
+    # ------------------------------------------------------------------
+    # Scheduling callbacks
+    # ------------------------------------------------------------------
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any,
+                  context: Any = None) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+            handle = CallbackHandle(callback, args, self, context, extract_source())
+        else:
+            if not callable(callback):
+                self._check_callback(callback, "call_soon")
+            handle = CallbackHandle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
+                             context: Any = None) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+            handle = CallbackHandle(callback, args, self, context, extract_source())
+        else:
+            if not callable(callback):
+                self._check_callback(callback, "call_soon_threadsafe")
+            handle = CallbackHandle(callback, args, self, context)
+        self._ready.append(handle)
+        self._wakeup()
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+                   context: Any = None) -> asyncio.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+                context: Any = None) -> asyncio.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+            timer = TimerCallbackHandle(when, callback, args, self, context, extract_source())
+        else:
+            if not callable(callback):
+                self._check_callback(callback, "call_at")
+            timer = TimerCallbackHandle(when, callback, args, self, context)
+        _heappush(self._timers, (when, self._timer_seq(), timer))
+        timer._scheduled = True
+        return timer
+
+    def schedule_handle(self, handle: asyncio.Handle, *, threadsafe: bool = False) -> None:
+        """Plugin API: put an existing ``Handle`` on the ready queue.
+
+        For services that keep one handle per registration (signal handlers).
+        With ``threadsafe=True`` it may be called from another thread or a
+        signal handler; the poller is woken up.
+        """
+        self._ready.append(handle)
+        if threadsafe:
+            self._wakeup()
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # Called by asyncio.TimerHandle.cancel(); the timer stays in the heap
+        # until it reaches the top or the heap is compacted.
+        if handle._scheduled:
+            self._cancelled_timers += 1
+
+    def _drop_cancelled_timers(self) -> None:
+        timers = self._timers
+        if (self._cancelled_timers > _MIN_CANCELLED_TO_COMPACT
+                and self._cancelled_timers * 2 > len(timers)):
+            keep = []
+            for entry in timers:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    keep.append(entry)
+            heapq.heapify(keep)
+            self._timers[:] = keep
+            self._cancelled_timers = 0
+            return
+        while timers and timers[0][2]._cancelled:
+            _heappop(timers)[2]._scheduled = False
+            self._cancelled_timers -= 1
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if asyncio.iscoroutine(callback) or _is_coroutine_function(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    def _check_thread(self) -> None:
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one")
+
+    # ------------------------------------------------------------------
+    # Futures and tasks
+    # ------------------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None,
+                    **kwargs: Any) -> asyncio.Task[Any]:
+        self._check_closed()
+        if self._task_factory is None:
+            task = asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+            return task
+        if sys.version_info >= (3, 13):
+            if name is not None:
+                kwargs["name"] = name
+            if context is not None:
+                kwargs["context"] = context
+            return self._task_factory(self, coro, **kwargs)
+        if context is None:
+            task = self._task_factory(self, coro, **kwargs)
+        else:
+            task = self._task_factory(self, coro, context=context, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Callable[..., Any] | None:
+        return self._task_factory
+
+    # ------------------------------------------------------------------
+    # Watching file descriptors
+    # ------------------------------------------------------------------
+
+    def watch_read(self, fd: int, callback: Callable[[], Any]) -> None:
+        """Plugin API: call ``callback()`` whenever ``fd`` is readable.
+
+        The callback runs directly from the I/O dispatch (no ``Handle``, no
+        context switch): it is meant for plugins' bound methods.  It replaces
+        any previous reader of ``fd``.  Raises ``OSError``/``ValueError``
+        from the poller for a bad fd, leaving nothing registered.
+        """
+        self._watch(fd, 0, callback)
+
+    def watch_write(self, fd: int, callback: Callable[[], Any]) -> None:
+        """Plugin API: like :meth:`watch_read`, for writability."""
+        self._watch(fd, 1, callback)
+
+    def unwatch_read(self, fd: int) -> Callable[[], Any] | None:
+        """Plugin API: stop watching ``fd`` for reading; return the callback."""
+        return self._unwatch(fd, 0)
+
+    def unwatch_write(self, fd: int) -> Callable[[], Any] | None:
+        """Plugin API: stop watching ``fd`` for writing; return the callback."""
+        return self._unwatch(fd, 1)
+
+    def _watch(self, fd: int, slot: int, callback: Callable[[], Any]) -> Callable[[], Any] | None:
+        record = self._fds.get(fd)
+        if record is None:
+            self._poller.register(fd, WRITE if slot else READ)
+            self._fds[fd] = record = [None, None]
+        elif record[slot] is None:
+            self._poller.modify(fd, READ | WRITE)
+        old, record[slot] = record[slot], callback
+        return old
+
+    def _unwatch(self, fd: int, slot: int) -> Callable[[], Any] | None:
+        record = self._fds.get(fd)
+        if record is None or record[slot] is None:
+            return None
+        callback, record[slot] = record[slot], None
+        if record[1 - slot] is None:
+            del self._fds[fd]
+            self._poller.unregister(fd)
+        else:
+            try:
+                self._poller.modify(fd, READ if slot else WRITE)
+            except OSError:
+                # Closed behind our back: the kernel dropped it already.
+                pass
+        return callback
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        self._add_user_watch(fd, 0, callback, args, "add_reader")
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        self._add_user_watch(fd, 1, callback, args, "add_writer")
+
+    def remove_reader(self, fd: Any) -> bool:
+        return self._remove_user_watch(fd, 0)
+
+    def remove_writer(self, fd: Any) -> bool:
+        return self._remove_user_watch(fd, 1)
+
+    def _add_user_watch(self, fileobj: Any, slot: int, callback: Callable[..., Any],
+                        args: tuple[Any, ...], method: str) -> None:
+        self._check_closed()
+        fd = _fileobj_to_fd(fileobj)
+        self._check_callback(callback, method)
+        source = extract_source(3) if self._debug else None
+        handle = CallbackHandle(callback, args, self, None, source)
+        old = self._watch(fd, slot, _UserWatch(handle, self, fd, slot))
+        if isinstance(old, _UserWatch):
+            old.handle.cancel()
+
+    def _remove_user_watch(self, fileobj: Any, slot: int) -> bool:
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fileobj)
+        old = self._unwatch(fd, slot)
+        if old is None:
+            return False
+        if isinstance(old, _UserWatch):
+            old.handle.cancel()
+        return True
+
+    # ------------------------------------------------------------------
+    # Executor
+    # ------------------------------------------------------------------
+
+    def run_in_executor(self, executor: Any, func: Callable[..., Any],
+                        *args: Any) -> asyncio.Future[Any]:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if executor is None:
+                if self._executor_shutdown_called:
+                    raise RuntimeError("Executor shutdown has been called")
+                factory = self._recipe.executor if self._recipe is not None else None
+                if factory is None:
+                    raise _missing("executor", self._recipe)
+                executor = self._default_executor = factory()
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Wait for the default executor's threads (at most ``timeout`` s)."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+        thread = threading.Thread(target=self._join_executor, args=(executor, done),
+                                  name="hookloop-executor-shutdown")
+        thread.start()
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            warnings.warn(f"The executor did not finish joining its threads within {timeout} "
+                          "seconds.", RuntimeWarning, stacklevel=2)
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _join_executor(self, executor: concurrent.futures.Executor,
+                       done: asyncio.Future[None]) -> None:
+        try:
+            executor.shutdown(wait=True)
+            result: BaseException | None = None
+        except Exception as exc:
+            result = exc
+        if not self._closed:
+            self.call_soon_threadsafe(_settle, done, result)
+
+    # ------------------------------------------------------------------
+    # Async generators
+    # ------------------------------------------------------------------
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self._closed:
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(f"asynchronous generator {agen!r} was scheduled after "
+                          "loop.shutdown_asyncgens() call", ResourceWarning, source=self)
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self) -> None:
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[agen.aclose() for agen in closing],
+                                       return_exceptions=True)
+        for result, agen in zip(results, closing):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    "message": f"an error occurred during closing of asynchronous generator "
+                               f"{agen!r}",
+                    "exception": result,
+                    "asyncgen": agen,
+                })
+
+    # ------------------------------------------------------------------
+    # Signals (delegated to the signal service)
+    # ------------------------------------------------------------------
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+        self._check_closed()
+        if asyncio.iscoroutine(callback) or _is_coroutine_function(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self.service("signals").add_signal_handler(sig, callback, *args)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        if "signals" not in self._services:
+            # No handler was ever added; validate like the service would.
+            check_signal(sig)
+            return False
+        return bool(self._services["signals"].remove_signal_handler(sig))
+
+    # ------------------------------------------------------------------
+    # Errors and debug mode
+    # ------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Callable[..., Any] | None:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Callable[..., Any] | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any = False
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        current = self._current_handle
+        if ("source_traceback" not in context and current is not None
+                and current._source_traceback):
+            context["handle_traceback"] = current._source_traceback
+        lines = [message]
+        for key in sorted(context):
+            if key in {"message", "exception"}:
+                continue
+            value = context[key]
+            if key in ("source_traceback", "handle_traceback"):
+                what = "Object" if key == "source_traceback" else "Handle"
+                tb = "".join(traceback.format_list(value)).rstrip()
+                value = f"{what} created at (most recent call last):\n{tb}"
+            else:
+                value = repr(value)
+            lines.append(f"{key}: {value}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        handler = self._exception_handler
+        if handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler while handling an "
+                             "unexpected error in custom exception handler", exc_info=True)
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = bool(enabled)
+        self._instruments = [i for i in self._instruments if not isinstance(i, SlowCallbackWarning)]
+        if self._debug:
+            self._instruments.append(SlowCallbackWarning(self))
+        self._instrumented = bool(self._instruments)
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, self._debug)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == self._coroutine_origin_tracking:
+            return
+        if enabled:
+            self._saved_origin_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(_COROUTINE_ORIGIN_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._saved_origin_depth or 0)
+        self._coroutine_origin_tracking = bool(enabled)
+
+    # ------------------------------------------------------------------
+    # Instruments
+    # ------------------------------------------------------------------
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Attach an :class:`~hookloop.Instrument` to this loop."""
+        if not isinstance(instrument, Instrument):
+            raise TypeError(f"instrument must be a hookloop.Instrument, got {instrument!r}")
+        self._instruments.append(instrument)
+        self._instrumented = True
+
+    def remove_instrument(self, instrument: Instrument) -> None:
+        """Detach an instrument; ``ValueError`` if it is not attached."""
+        self._instruments.remove(instrument)
+        self._instrumented = bool(self._instruments)
+
+    def _instrument_call(self, instrument: Instrument, method: Callable[..., Any],
+                         *args: Any) -> None:
+        try:
+            method(*args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if instrument in self._instruments:
+                self.remove_instrument(instrument)
+            self.call_exception_handler({
+                "message": f"Instrument {instrument!r} failed and was detached",
+                "exception": exc,
+            })
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func)
+
+
+def check_signal(sig: Any) -> int:
+    """Validate a signal number as asyncio does; shared by signal services."""
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if not 1 <= sig < signal.NSIG:
+        raise ValueError(f"sig {sig} out of range(1, {signal.NSIG})")
+    return sig
+
+
+def _missing(kind: str, recipe: Recipe | None) -> PluginMissingError:
+    from .assembly import missing_feature
+    return missing_feature(kind, recipe)
+
+
+# The rest of AbstractEventLoop: coroutine methods served by feature plugins.
+_DELEGATED = {
+    "transports": (
+        "create_connection", "create_server", "create_unix_connection", "create_unix_server",
+        "create_datagram_endpoint", "connect_accepted_socket", "sendfile",
+        "connect_read_pipe", "connect_write_pipe",
+        "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall",
+        "sock_sendto", "sock_connect", "sock_accept", "sock_sendfile",
+    ),
+    "tls": ("start_tls",),
+    "resolver": ("getaddrinfo", "getnameinfo"),
+    "subprocess": ("subprocess_exec", "subprocess_shell"),
+}
+
+
+def _delegate(kind: str, name: str) -> Callable[..., Any]:
+    async def method(self: EventLoop, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.service(kind), name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"EventLoop.{name}"
+    method.__doc__ = (f"asyncio's ``{name}``, provided by the {kind!r} plugin "
+                      f"(see :func:`hookloop.hookspecs.hookloop_{kind}`).")
+    return method
+
+
+for _kind, _names in _DELEGATED.items():
+    for _name in _names:
+        setattr(EventLoop, _name, _delegate(_kind, _name))
+del _kind, _names, _name

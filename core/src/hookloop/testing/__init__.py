@@ -1,0 +1,20 @@
+"""hookloop's testing kit: fixtures and contract tests for backend authors.
+
+Installed with the core, it is a pytest plugin (entry point ``pytest11``,
+like anyio's), so in any project where hookloop is installed:
+
+* ``hookloop_backend`` is parametrized over every installed, available
+  backend (or only those named with ``--hookloop-backend=NAME``, repeatable);
+* ``hookloop_loop`` is a new loop on that backend, closed after the test; its
+  teardown fails when the loop's exception handler was called and the test
+  did not claim the report with ``hookloop_errors.expect(...)``;
+* ``pytest --pyargs hookloop.testing.contract`` runs the contract tests that
+  every poller backend must pass, against whatever backends are installed —
+  a third-party backend shows up by being installed.
+
+The loop fixture is not called ``loop`` because other plugins (aiohttp's)
+own that name; a project may alias it in its ``conftest.py``.
+"""
+from .plugin import ExceptionRecorder
+
+__all__ = ["ExceptionRecorder"]
