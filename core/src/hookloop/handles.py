@@ -3,10 +3,11 @@
 Every user callback scheduled on a hookloop loop is represented by an
 ``asyncio.Handle`` (or ``asyncio.TimerHandle``), so ``cancel()``,
 ``cancelled()``, ``when()``, ``get_context()`` and ``repr()`` behave exactly
-as on asyncio's own loop.  The subclasses here only replace the constructor:
-asyncio's calls ``loop.get_debug()`` for every handle, ours receives the
-debug flag's result (the source traceback) from the loop, which knows it
-already.  They add no slots and no behaviour.
+as on asyncio's own loop.  The subclasses here only replace the constructor
+and ``cancel()``: asyncio's call ``loop.get_debug()`` every time, ours read
+the loop's flag, and the timer's ``cancel()`` counts the cancellation itself
+instead of calling ``loop._timer_handle_cancelled()``.  They add no slots
+and no behaviour.  Only a hookloop :class:`~hookloop.EventLoop` makes them.
 
 The loop reads the slots ``_callback``, ``_args``, ``_context`` and
 ``_cancelled`` directly in its run loop (instead of calling ``_run()``): one
@@ -42,6 +43,15 @@ class CallbackHandle(asyncio.Handle):
         self._repr = None
         self._source_traceback = source
 
+    def cancel(self) -> None:
+        # asyncio.Handle.cancel() asks loop.get_debug(); we read the flag.
+        if not self._cancelled:
+            self._cancelled = True
+            if self._loop._debug:
+                self._repr = repr(self)
+            self._callback = None
+            self._args = None
+
 
 class TimerCallbackHandle(asyncio.TimerHandle):
     """An ``asyncio.TimerHandle`` built the same cheap way.
@@ -65,6 +75,19 @@ class TimerCallbackHandle(asyncio.TimerHandle):
         self._source_traceback = source
         self._when = when
         self._scheduled = False
+
+    def cancel(self) -> None:
+        # asyncio.TimerHandle.cancel() makes three Python calls to do this:
+        # count the cancellation for the loop's lazy compaction, then cancel.
+        if not self._cancelled:
+            loop = self._loop
+            if self._scheduled:
+                loop._cancelled_timers += 1
+            self._cancelled = True
+            if loop._debug:
+                self._repr = repr(self)
+            self._callback = None
+            self._args = None
 
 
 def extract_source(depth: int = 2) -> traceback.StackSummary:

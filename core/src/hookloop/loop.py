@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import heapq
 import inspect
 import itertools
@@ -66,6 +67,8 @@ __all__ = ["EventLoop"]
 logger = logging.getLogger("asyncio")
 
 _heappush = heapq.heappush
+_new = object.__new__
+_copy_context = contextvars.copy_context
 _heappop = heapq.heappop
 _monotonic = time.monotonic
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
@@ -157,6 +160,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._thread_id: int | None = None
         self._pid = os.getpid()
         self._debug = False
+        self._guarded = False  # closed or debug: the slow path of call_*
         self._instruments: list[Instrument] = []
         self._instrumented = False
         self._current_handle: asyncio.Handle | None = None
@@ -286,6 +290,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         if recipe is not None and recipe.loop_closing is not None:
             recipe.loop_closing(loop=self)
         self._closed = True
+        self._guarded = True
         self._ready.clear()
         self._timers.clear()
         self._cancelled_timers = 0
@@ -456,33 +461,49 @@ class EventLoop(asyncio.AbstractEventLoop):
     # Scheduling callbacks
     # ------------------------------------------------------------------
 
+    # call_soon, call_soon_threadsafe, call_later and call_at build their
+    # handle inline (no __init__ frame): they are the hottest code in the
+    # loop.  The four bodies are kept in step with CallbackHandle.__init__
+    # and TimerCallbackHandle.__init__, which build the same objects.
+
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: Any = None) -> asyncio.Handle:
+        if self._guarded:
+            return self._call_soon_guarded(callback, args, context, "call_soon")
+        if not callable(callback):
+            self._check_callback(callback, "call_soon")
+        handle = _new(CallbackHandle)
+        handle._context = _copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)
+        return handle
+
+    def _call_soon_guarded(self, callback: Any, args: tuple[Any, ...], context: Any,
+                           method: str) -> asyncio.Handle:
+        """call_soon on a closed loop or in debug mode."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug:
+        if method == "call_soon":
             self._check_thread()
-            self._check_callback(callback, "call_soon")
-            handle = CallbackHandle(callback, args, self, context, extract_source())
-        else:
-            if not callable(callback):
-                self._check_callback(callback, "call_soon")
-            handle = CallbackHandle(callback, args, self, context)
+        self._check_callback(callback, method)
+        handle = CallbackHandle(callback, args, self, context, extract_source(3))
         self._ready.append(handle)
         return handle
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
                              context: Any = None) -> asyncio.Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_callback(callback, "call_soon_threadsafe")
-            handle = CallbackHandle(callback, args, self, context, extract_source())
+        if self._guarded:
+            handle = self._call_soon_guarded(callback, args, context, "call_soon_threadsafe")
         else:
             if not callable(callback):
                 self._check_callback(callback, "call_soon_threadsafe")
             handle = CallbackHandle(callback, args, self, context)
-        self._ready.append(handle)
+            self._ready.append(handle)
         self._wakeup()
         return handle
 
@@ -490,22 +511,53 @@ class EventLoop(asyncio.AbstractEventLoop):
                    context: Any = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+        when = _monotonic() + delay
+        if self._guarded:
+            return self._call_at_guarded(when, callback, args, context, "call_later")
+        if not callable(callback):
+            self._check_callback(callback, "call_later")
+        timer = _new(TimerCallbackHandle)
+        timer._context = _copy_context() if context is None else context
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
+        timer._when = when
+        timer._scheduled = True
+        _heappush(self._timers, (when, self._timer_seq(), timer))
+        return timer
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: Any = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
+        if self._guarded:
+            return self._call_at_guarded(when, callback, args, context, "call_at")
+        if not callable(callback):
+            self._check_callback(callback, "call_at")
+        timer = _new(TimerCallbackHandle)
+        timer._context = _copy_context() if context is None else context
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
+        timer._when = when
+        timer._scheduled = True
+        _heappush(self._timers, (when, self._timer_seq(), timer))
+        return timer
+
+    def _call_at_guarded(self, when: float, callback: Any, args: tuple[Any, ...],
+                         context: Any, method: str) -> asyncio.TimerHandle:
+        """call_at/call_later on a closed loop or in debug mode."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
-            timer = TimerCallbackHandle(when, callback, args, self, context, extract_source())
-        else:
-            if not callable(callback):
-                self._check_callback(callback, "call_at")
-            timer = TimerCallbackHandle(when, callback, args, self, context)
+        self._check_thread()
+        self._check_callback(callback, method)
+        timer = TimerCallbackHandle(when, callback, args, self, context, extract_source(3))
         _heappush(self._timers, (when, self._timer_seq(), timer))
         timer._scheduled = True
         return timer
@@ -522,8 +574,9 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._wakeup()
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        # Called by asyncio.TimerHandle.cancel(); the timer stays in the heap
-        # until it reaches the top or the heap is compacted.
+        # The hook asyncio.TimerHandle.cancel() calls (our TimerCallbackHandle
+        # does the same inline); the timer stays in the heap until it reaches
+        # the top or the heap is compacted.
         if handle._scheduled:
             self._cancelled_timers += 1
 
@@ -851,6 +904,7 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = bool(enabled)
+        self._guarded = self._debug or self._closed
         self._instruments = [i for i in self._instruments if not isinstance(i, SlowCallbackWarning)]
         if self._debug:
             self._instruments.append(SlowCallbackWarning(self))
