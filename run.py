@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Set up and run hookloop on a fresh machine: `python3 run.py bench|test`.
+
+Needs only python3 (3.11+) and pip.  Creates ./.venv (once), installs the
+core and every plugin distribution in ./plugins (editable, so a checkout is
+always what runs) plus the test dependencies, then:
+
+  python3 run.py bench [ARGS]   compare the installed backends with asyncio's
+                                loop on this machine (`hookloop demo` until the
+                                bench plugin lands)
+  python3 run.py test [ARGS]    run the whole test suite (pytest ARGS)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TEST_DEPS = ["pytest>=8", "trustme>=1.1", "pluggy>=1.5"]
+
+
+def _python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _distributions() -> list[Path]:
+    return [ROOT / "core", *sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))]
+
+
+def _stamp() -> str:
+    digest = hashlib.sha256()
+    for dist in _distributions():
+        digest.update(str(dist).encode())
+        digest.update((dist / "pyproject.toml").read_bytes())
+    digest.update(" ".join(TEST_DEPS).encode())
+    return digest.hexdigest()
+
+
+def _run(*cmd: object) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"hookloop needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    if not _python().exists():
+        print("creating .venv ...", flush=True)
+        try:
+            _run(sys.executable, "-m", "venv", VENV)
+        except subprocess.CalledProcessError:
+            # Some distributions ship python3 without ensurepip; virtualenv
+            # from PyPI does the same job.
+            _run(sys.executable, "-m", "pip", "install", "--user", "-q", "virtualenv")
+            _run(sys.executable, "-m", "virtualenv", "-q", VENV)
+    stamp_file = VENV / ".hookloop-installed"
+    stamp = _stamp()
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        return
+    print("installing hookloop and its plugins into .venv ...", flush=True)
+    pip = [_python(), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run(*pip, "--upgrade", "pip")
+    _run(*pip, *TEST_DEPS)
+    editable = [arg for dist in _distributions() for arg in ("-e", dist)]
+    _run(*pip, *editable)
+    stamp_file.write_text(stamp)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("bench", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    setup()
+    command, rest = argv[0], argv[1:]
+    if command == "bench":
+        cmd = [_python(), "-m", "hookloop", "demo", *rest]
+    else:
+        cmd = [_python(), "-m", "pytest", *rest]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
