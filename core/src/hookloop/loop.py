@@ -624,7 +624,9 @@ class EventLoop(asyncio.AbstractEventLoop):
             if task._source_traceback:
                 del task._source_traceback[-1]
             return task
-        if sys.version_info >= (3, 13):
+        if sys.version_info >= (3, 14):
+            # 3.14 hands every keyword to the factory; earlier versions pass
+            # context= only when given and name the task afterwards.
             if name is not None:
                 kwargs["name"] = name
             if context is not None:

@@ -24,8 +24,8 @@ small, in the spirit of trio's ``_io_epoll.py``:
   ``signal.set_wakeup_fd``.  The read end is :attr:`~Poller.waker_fd`; the core
   registers it like any other reader, with :meth:`~Poller.drain_wakeup` as the
   callback.
-* ``statistics()`` returns a dict about the poller (name, registered fds,
-  polls done); ``close()`` releases every fd the poller owns; ``name`` is the
+* ``statistics()`` returns a dict about the poller with at least the keys
+  ``backend`` (its name), ``registered_fds`` and ``polls``; ``close()`` releases every fd the poller owns; ``name`` is the
   backend name users pass as ``backend=``.
 
 Rules every backend follows, so every backend has one semantics:
@@ -35,8 +35,17 @@ Rules every backend follows, so every backend has one semantics:
 * ``register`` of a closed or invalid fd must raise ``OSError`` (or
   ``ValueError`` for an fd the mechanism cannot represent) *and leave nothing
   registered*.
-* Timeouts are capped by the core at :data:`MAX_TIMEOUT` (a day); pollers
-  can rely on never seeing a larger value.
+* ``register`` of an fd already registered replaces its mask; ``modify``
+  of an fd not registered raises ``FileNotFoundError``; ``unregister`` of an
+  unknown fd does nothing.
+* A regular file is refused by epoll (``PermissionError``) and reported
+  always ready by select and poll, as the kernels do; the core passes that on.
+* Timeouts are never negative and are capped by the core at
+  :data:`MAX_TIMEOUT` (a day); pollers can rely on both.
+* Owners of an fd unregister it *before* closing it.  A backend must survive
+  an fd closed behind its back (and epoll even one whose file lives on in a
+  ``dup()``), but that path may be slow: the epoll backend rebuilds its
+  kernel object from its records.
 * ``EINTR`` is handled by Python itself (PEP 475); pollers do not loop on it.
 
 This module also holds :class:`PollerBase`, the part every backend shares:
@@ -56,6 +65,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "Poller",
     "PollerBase",
+    "check_fd",
 ]
 
 #: Interest in readability, for :meth:`Poller.register`.
@@ -95,7 +105,9 @@ class PollerBase:
     """Shared plumbing for pollers: the self-pipe and statistics.
 
     Subclasses implement ``register``/``modify``/``unregister``/``poll`` and
-    call :meth:`_close_waker` from their ``close()``.  The self-pipe is a
+    call :meth:`_close_waker` from their ``close()``.  They keep the two
+    counters :meth:`statistics` reports up to date: ``_registered`` (fds
+    registered now) and ``_polls`` (calls to ``poll()``).  The self-pipe is a
     non-blocking socket pair (a pipe would do as well on Unix; a socket pair
     also works where ``signal.set_wakeup_fd`` insists on sockets).
     """
