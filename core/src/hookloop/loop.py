@@ -744,10 +744,10 @@ class EventLoop(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_callback(func, "run_in_executor")
         if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
             executor = self._default_executor
             if executor is None:
-                if self._executor_shutdown_called:
-                    raise RuntimeError("Executor shutdown has been called")
                 factory = self._recipe.executor if self._recipe is not None else None
                 if factory is None:
                     raise _missing("executor", self._recipe)
@@ -972,8 +972,8 @@ def check_signal(sig: Any) -> int:
     """Validate a signal number as asyncio does; shared by signal services."""
     if not isinstance(sig, int):
         raise TypeError(f"sig must be an int, not {sig!r}")
-    if not 1 <= sig < signal.NSIG:
-        raise ValueError(f"sig {sig} out of range(1, {signal.NSIG})")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
     return sig
 
 
