@@ -6,8 +6,8 @@ records, picks one at assembly time, and calls its ``factory`` once per loop.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .poller import Poller
 

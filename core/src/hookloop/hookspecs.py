@@ -28,7 +28,8 @@ The hooks are grouped by the phase in which they run:
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 

@@ -52,7 +52,8 @@ import traceback
 import warnings
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import PluginMissingError
 from .handles import CallbackHandle, TimerCallbackHandle, extract_source
@@ -159,6 +160,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self._thread_id: int | None = None
         self._pid = os.getpid()
+        self._forked = False  # set in a forked child by _mark_loops_forked()
         self._debug = False
         self._guarded = False  # closed or debug: the slow path of call_*
         self._instruments: list[Instrument] = []
@@ -177,6 +179,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._poll = poller.poll
         self.watch_read(poller.waker_fd, poller.drain_wakeup)
         self.set_debug(_debug_from_environment())
+        _live_loops.add(self)
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} backend={self._poller.name} running={self.is_running()} "
@@ -220,10 +223,8 @@ class EventLoop(asyncio.AbstractEventLoop):
     def run_forever(self) -> None:
         self._check_closed()
         self._check_not_running()
-        if os.getpid() != self._pid:
-            raise RuntimeError(
-                f"this event loop was created in process {self._pid} and cannot run in the "
-                f"forked child {os.getpid()}; create a new loop in the child")
+        if self._forked:
+            self._refuse_forked()
         self._thread_id = threading.get_ident()
         old_agen_hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
@@ -317,6 +318,12 @@ class EventLoop(asyncio.AbstractEventLoop):
         if self._closed:
             raise RuntimeError("Event loop is closed")
 
+    def _refuse_forked(self) -> None:
+        raise RuntimeError(
+            f"this event loop was created in process {self._pid} and cannot be used in the "
+            f"forked child {os.getpid()} (it shares the parent's kernel objects); close it and "
+            "create a new loop in the child")
+
     def _check_not_running(self) -> None:
         if self.is_running():
             raise RuntimeError("This event loop is already running")
@@ -375,14 +382,16 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def _run_once_instrumented(self) -> None:
         """:meth:`_run_once` with every attached instrument called."""
-        instruments = self._instruments
+        # self._instruments is replaced, never mutated, when an instrument is
+        # detached (even by a failure in the middle of these loops), so each
+        # loop below reads the current list and finishes the one it started.
         timeout = self._timeout()
-        for inst in instruments:
+        for inst in self._instruments:
             self._instrument_call(inst, inst.before_poll, timeout)
         t0 = _monotonic()
         events = self._poll(timeout)
         duration = _monotonic() - t0
-        for inst in instruments:
+        for inst in self._instruments:
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
         if events:
             self._dispatch(events)
@@ -400,7 +409,7 @@ class EventLoop(asyncio.AbstractEventLoop):
             handle = ready.popleft()
             if handle._cancelled:
                 continue
-            for inst in instruments:
+            for inst in self._instruments:
                 self._instrument_call(inst, inst.before_callback, handle)
             t0 = _monotonic()
             try:
@@ -409,7 +418,7 @@ class EventLoop(asyncio.AbstractEventLoop):
                 self._callback_failed(handle, exc)
             finally:
                 duration = _monotonic() - t0
-                for inst in instruments:
+                for inst in self._instruments:
                     self._instrument_call(inst, inst.after_callback, handle, duration)
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
@@ -675,6 +684,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         return self._unwatch(fd, 1)
 
     def _watch(self, fd: int, slot: int, callback: Callable[[], Any]) -> Callable[[], Any] | None:
+        if self._forked:
+            self._refuse_forked()
         record = self._fds.get(fd)
         if record is None:
             self._poller.register(fd, WRITE if slot else READ)
@@ -685,6 +696,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         return old
 
     def _unwatch(self, fd: int, slot: int) -> Callable[[], Any] | None:
+        if self._forked:
+            self._refuse_forked()
         record = self._fds.get(fd)
         if record is None or record[slot] is None:
             return None
@@ -801,7 +814,8 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(f"asynchronous generator {agen!r} was scheduled after "
-                          "loop.shutdown_asyncgens() call", ResourceWarning, source=self)
+                          "loop.shutdown_asyncgens() call", ResourceWarning, stacklevel=2,
+                          source=self)
         self._asyncgens.add(agen)
 
     async def shutdown_asyncgens(self) -> None:
@@ -812,7 +826,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._asyncgens.clear()
         results = await asyncio.gather(*[agen.aclose() for agen in closing],
                                        return_exceptions=True)
-        for result, agen in zip(results, closing):
+        for result, agen in zip(results, closing, strict=True):
             if isinstance(result, Exception):
                 self.call_exception_handler({
                     "message": f"an error occurred during closing of asynchronous generator "
@@ -907,9 +921,10 @@ class EventLoop(asyncio.AbstractEventLoop):
     def set_debug(self, enabled: bool) -> None:
         self._debug = bool(enabled)
         self._guarded = self._debug or self._closed
-        self._instruments = [i for i in self._instruments if not isinstance(i, SlowCallbackWarning)]
+        instruments = [i for i in self._instruments if not isinstance(i, SlowCallbackWarning)]
         if self._debug:
-            self._instruments.append(SlowCallbackWarning(self))
+            instruments.append(SlowCallbackWarning(self))
+        self._instruments = instruments
         self._instrumented = bool(self._instruments)
         if self.is_running():
             self.call_soon_threadsafe(self._set_coroutine_origin_tracking, self._debug)
@@ -932,12 +947,14 @@ class EventLoop(asyncio.AbstractEventLoop):
         """Attach an :class:`~hookloop.Instrument` to this loop."""
         if not isinstance(instrument, Instrument):
             raise TypeError(f"instrument must be a hookloop.Instrument, got {instrument!r}")
-        self._instruments.append(instrument)
+        self._instruments = [*self._instruments, instrument]
         self._instrumented = True
 
     def remove_instrument(self, instrument: Instrument) -> None:
         """Detach an instrument; ``ValueError`` if it is not attached."""
-        self._instruments.remove(instrument)
+        if instrument not in self._instruments:
+            raise ValueError(f"{instrument!r} is not attached to this loop")
+        self._instruments = [i for i in self._instruments if i is not instrument]
         self._instrumented = bool(self._instruments)
 
     def _instrument_call(self, instrument: Instrument, method: Callable[..., Any],
@@ -953,6 +970,18 @@ class EventLoop(asyncio.AbstractEventLoop):
                 "message": f"Instrument {instrument!r} failed and was detached",
                 "exception": exc,
             })
+
+
+# Loops alive in this process; a forked child marks them all unusable.
+_live_loops: weakref.WeakSet[EventLoop] = weakref.WeakSet()
+
+
+def _mark_loops_forked() -> None:
+    for loop in list(_live_loops):
+        loop._forked = True
+
+
+os.register_at_fork(after_in_child=_mark_loops_forked)
 
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:

@@ -13,7 +13,8 @@ import functools
 import sys
 import threading
 import warnings
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from .assembly import new_event_loop
 from .loop import EventLoop

@@ -25,8 +25,9 @@ small, in the spirit of trio's ``_io_epoll.py``:
   registers it like any other reader, with :meth:`~Poller.drain_wakeup` as the
   callback.
 * ``statistics()`` returns a dict about the poller with at least the keys
-  ``backend`` (its name), ``registered_fds`` and ``polls``; ``close()`` releases every fd the poller owns; ``name`` is the
-  backend name users pass as ``backend=``.
+  ``backend`` (its name), ``registered_fds`` and ``polls``; ``close()``
+  releases every fd the poller owns; ``name`` is the backend name users pass
+  as ``backend=``.
 
 Rules every backend follows, so every backend has one semantics:
 

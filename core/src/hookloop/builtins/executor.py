@@ -6,8 +6,8 @@ names that say whose threads they are.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 from ..hookspecs import hookimpl
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import errno
 import signal
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..handles import CallbackHandle
 from ..hookspecs import hookimpl
@@ -98,7 +99,7 @@ class SignalService:
                 # signal.signal() only works in the main thread.
                 warnings.warn(f"could not remove the handler of signal {sig} from a "
                               "thread other than the main thread", ResourceWarning,
-                              source=self._loop)
+                              stacklevel=2, source=self._loop)
                 self._handlers.clear()
 
 

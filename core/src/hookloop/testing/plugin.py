@@ -1,7 +1,8 @@
 """The pytest plugin behind :mod:`hookloop.testing` (see its docstring)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -1,0 +1,40 @@
+"""Collection tweaks for test_cpython_asyncio.py that a test module cannot make itself.
+
+* ``--hookloop-backend=NAME`` (added by the ``hookloop.testing`` plugin, when
+  installed): the generated classes exist for every installed backend because
+  they are made at import time, before options are at hand; here the other
+  backends' tests are deselected.  The baseline target ("asyncio") is kept,
+  since it is only there when asked for (HOOKLOOP_CONFORMANCE_BASELINE=1).
+* ``KNOWN_INCOMPATIBLE``: each generated class lists, in
+  ``_hookloop_known_incompatible``, its tests that cannot pass on a
+  third-party loop; they get ``xfail(strict=True)`` with the reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("hookloop_backend", default=None)
+    if isinstance(wanted, (list, tuple)):
+        wanted = set(wanted) or None
+    elif wanted:
+        wanted = {n.strip() for n in str(wanted).split(",") if n.strip()}
+    keep, drop = [], []
+    for item in items:
+        cls = getattr(item, "cls", None)
+        backend = getattr(cls, "_hookloop_backend", None)
+        if backend is None:
+            keep.append(item)
+            continue
+        if wanted and backend != "asyncio" and backend not in wanted:
+            drop.append(item)
+            continue
+        reason = getattr(cls, "_hookloop_known_incompatible", {}).get(item.name)
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Run CPython's asyncio suites (test_cpython_asyncio.py) against hookloop on CPython 3.14,
+# inside the Debian sid chroot made by py314-chroot.sh (default /tmp/sid).
+#
+#   bash tests/conformance/run_py314.sh [PYTEST ARGS...]
+#   HOOKLOOP_CONFORMANCE_BASELINE=1 bash tests/conformance/run_py314.sh     # + asyncio's loop
+#   bash tests/conformance/run_py314.sh --hookloop-backend=epoll -x
+#
+# Steps: build wheels of core and the poller plugins on the host (pip wheel --no-deps; they
+# are pure Python), copy them into the chroot, install them into /opt/v314 with
+# --no-index --force-reinstall --no-deps (pluggy and pytest are already there), copy
+# tests/conformance and the workspace pytest config into /opt/hl, run pytest there and
+# print its summary line.  Exits with pytest's status.
+#
+# Environment: PY314_ROOT (chroot, default /tmp/sid), PY314_CHROOT_TOOL (the script that makes
+# the chroot, default /work/shared/tools/py314-chroot.sh; run when the chroot is missing or its
+# mounts are gone), HOST_PYTHON (python with pip used to build wheels; default .venv's, else
+# python3), HOOKLOOP_BACKEND and HOOKLOOP_CONFORMANCE_BASELINE (passed through).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+R=${PY314_ROOT:-/tmp/sid}
+TOOL=${PY314_CHROOT_TOOL:-/work/shared/tools/py314-chroot.sh}
+PY=/opt/v314/bin/python
+DISTS=("$REPO/core" "$REPO/plugins/select_backend" "$REPO/plugins/epoll_backend")
+
+if [ -z "${HOST_PYTHON:-}" ]; then
+  if [ -x "$REPO/.venv/bin/python" ]; then HOST_PYTHON=$REPO/.venv/bin/python; else HOST_PYTHON=python3; fi
+fi
+
+if [ ! -x "$R$PY" ] || ! mountpoint -q "$R/proc"; then
+  [ -f "$TOOL" ] || { echo "no 3.14 chroot at $R and no $TOOL to make one" >&2; exit 2; }
+  echo "== preparing the 3.14 chroot at $R (first time: minutes)" >&2
+  bash "$TOOL" "$R" >&2
+fi
+
+echo "== building wheels" >&2
+WHEELS=$(mktemp -d /tmp/hookloop-wheels.XXXXXX)
+trap 'rm -rf "$WHEELS"' EXIT
+for d in "${DISTS[@]}"; do
+  "$HOST_PYTHON" -m pip wheel -q --no-deps -w "$WHEELS" "$d" >&2
+done
+
+echo "== installing into $R$PY" >&2
+rm -rf "$R/opt/hl-wheels"
+mkdir -p "$R/opt/hl-wheels"
+cp "$WHEELS"/*.whl "$R/opt/hl-wheels/"
+chroot "$R" sh -c "$PY -m pip install -q --no-index --force-reinstall --no-deps /opt/hl-wheels/*.whl" >&2
+
+echo "== copying tests" >&2
+rm -rf "$R/opt/hl"
+mkdir -p "$R/opt/hl"
+cp -r "$HERE" "$R/opt/hl/conformance"
+find "$R/opt/hl/conformance" -name __pycache__ -prune -exec rm -rf {} +
+# The workspace's pytest settings (xfail_strict, filterwarnings, -ra) apply there too.
+cp "$REPO/pyproject.toml" "$R/opt/hl/pyproject.toml"
+
+echo "== pytest on $(chroot "$R" $PY -c 'import sys; print(sys.version.split()[0])')" >&2
+ENVS=()
+for v in HOOKLOOP_BACKEND HOOKLOOP_CONFORMANCE_BASELINE; do
+  if [ -n "${!v:-}" ]; then ENVS+=("$v=${!v}"); fi
+done
+LOG=$(mktemp /tmp/hookloop-py314.XXXXXX.log)
+set +e
+chroot "$R" env "${ENVS[@]}" sh -c 'cd /opt/hl && exec "$0" -m pytest "$@"' "$PY" conformance "$@" \
+  2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+echo "py314 conformance summary: $(grep -E '^=*.*\b(passed|failed|error|errors|skipped|deselected|no tests ran)\b' "$LOG" | tail -n 1 | sed 's/^=* *//; s/ *=*$//')"
+rm -f "$LOG"
+exit "$status"

@@ -1,0 +1,432 @@
+"""CPython's own ``test.test_asyncio`` suites, run against every hookloop backend.
+
+What this module does
+---------------------
+CPython's asyncio tests are ``unittest.TestCase`` classes, mostly written as a
+mixin plus small concrete subclasses.  At import time this module imports each
+suite listed in ``SUITES``, finds every concrete ``TestCase`` subclass in it
+(the same classes ``unittest.TestLoader.loadTestsFromModule`` would run;
+mixins that are not TestCases are never picked up on their own), and for every
+*target* (one per hookloop backend, plus asyncio's own loop as a baseline when
+asked) defines a subclass in this module's globals, e.g.::
+
+    TestTasks_epoll__CTask_CFuture_Tests(_Harness, test_tasks.CTask_CFuture_Tests)
+
+pytest collects those subclasses directly, so one pytest run (one closing
+summary line) covers every suite on every backend.  Adding a suite is one line
+in ``SUITES``; a suite whose tests create loops through an overridable method
+(``new_loop``, ``create_event_loop``...) gets one more entry in
+``LOOP_METHODS``.
+
+How our loop gets in (the "harness")
+------------------------------------
+* For the whole of ``TestCase.run()`` (setUp, the test, tearDown, cleanups, and
+  also around setUpClass/tearDownClass) the event loop policy is
+  ``hookloop.EventLoopPolicy(backend=NAME)``; the previous policy is restored
+  afterwards.  So ``asyncio.new_event_loop()``, ``asyncio.run()``,
+  ``asyncio.Runner()`` and (on Python < 3.13) ``IsolatedAsyncioTestCase`` all
+  get a hookloop loop.  The DeprecationWarning 3.14 raises for policies is
+  suppressed while *we* install them (tests that assert on those warnings are
+  unaffected).
+* ``IsolatedAsyncioTestCase.loop_factory`` (Python >= 3.13): a class whose
+  factory is the default (``None``) or ``asyncio.EventLoop`` gets
+  ``functools.partial(hookloop.new_event_loop, NAME)``; any other factory must
+  be adapted explicitly in ``LOOP_FACTORY_ADAPTERS`` or it stays as written.
+* ``test.test_asyncio.utils.TestCase.close_loop`` (the cleanup registered by
+  ``self.set_event_loop(loop)``) reads ``loop._default_executor``, a
+  BaseEventLoop private.  For a loop that is not a ``BaseEventLoop`` we do the
+  same thing through the public API (``shutdown_default_executor()`` then
+  ``close()``) and then let the original finish (its 3.11 child-watcher wait).
+  This is harness plumbing, not what any test checks.
+* ``self.new_test_loop()`` builds asyncio's virtual-time ``TestLoop`` (a
+  ``BaseEventLoop`` subclass driven by a generator of fake timeouts).  Tests
+  written against it stay on it: they step the loop with ``_run_once()`` and
+  read ``_ready``; they exercise Task/Future/gather, not the loop.
+* ``test_runners.BaseTest.new_loop`` builds a bare ``asyncio.BaseEventLoop``
+  whose ``_selector``/``_process_events``/``_write_to_self`` are mocks.  Those
+  mocks only make an abstract loop runnable without I/O; no test body looks at
+  them.  What the tests check through it (``asyncio.run``/``Runner`` run, close
+  the loop, call ``shutdown_asyncgens``, handle SIGINT, contexts...) is public
+  behaviour, so we substitute a real loop of the target, keeping the
+  ``shutdown_ag_run`` flag the tearDown asserts on (and still calling the real
+  ``shutdown_asyncgens``).  The baseline applies the very same substitution
+  with ``asyncio.SelectorEventLoop``, which proves it honest: the baseline's
+  counts equal those of the unmodified suites.
+
+What stays on asyncio's loop (by the test's own choice, not ours): tests on
+``new_test_loop()``; tests passing ``loop_factory=asyncio.EventLoop`` to
+``asyncio.run`` or constructing ``asyncio.EventLoop()``/``SelectorEventLoop()``
+themselves; mock loops.
+
+Selecting targets
+-----------------
+* Backends: ``hookloop.available_backends()``.  Because the classes are made at
+  import time, the restriction by name is read from the environment:
+  ``HOOKLOOP_BACKEND=epoll`` (or ``epoll,poll``) keeps only those.  The
+  ``--hookloop-backend=NAME`` option of the ``hookloop.testing`` plugin is
+  honoured too, by deselecting the other backends' tests at collection
+  (``conftest.py`` next to this file).
+* ``HOOKLOOP_CONFORMANCE_BASELINE=1`` adds the target ``asyncio``: asyncio's
+  own ``SelectorEventLoop`` through the default policy, with the same harness.
+  Compare its counts with a backend's to see what hookloop changes.
+* If ``import hookloop`` fails (the core is missing or broken), only the
+  baseline runs (whatever the variable says), plus one skipped test naming the
+  import error, so that the harness itself can still be exercised.
+* If ``test.test_asyncio`` or one suite is not importable (some distributions
+  strip the test package; ``support.requires_working_socket`` raises SkipTest
+  where sockets don't work), one skipped test says so instead.
+
+Module-level fixtures: each suite's ``setUpModule``/``tearDownModule`` (today
+only ``tearDownModule(): set_event_loop_policy(None)``) are run around every
+generated class, inside our policy context, followed by
+``unittest.doModuleCleanups()``.  A suite defining ``load_tests`` is refused
+loudly, since its test set could differ from what we collect.
+
+Warnings: ``python -m unittest`` runs with the "default" warning filter, so the
+generated classes carry ``filterwarnings("default")``: a stricter project-wide
+filter must not turn CPython's own deprecation paths into failures.
+
+``KNOWN_INCOMPATIBLE`` marks tests that check asyncio-private behaviour of the
+loop itself and cannot pass on a third-party loop: ``xfail(strict=True)`` on
+hookloop targets only (never on the baseline), so a fix shows up as XPASS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import functools
+import importlib
+import os
+import sys
+import traceback
+import unittest
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+# One line per suite: the module name is ``test.test_asyncio.test_<suite>``.
+SUITES = [
+    "tasks",
+    "locks",
+    "queues",
+    "taskgroups",
+    "timeouts",
+    "runners",
+]
+
+# "suite::TestClass::test_method" (fnmatch patterns) -> why it cannot pass on
+# a loop that is not asyncio's.  Applies to hookloop targets only.
+KNOWN_INCOMPATIBLE: dict[str, str] = {}
+
+BASELINE = "asyncio"
+
+
+# ---------------------------------------------------------------- targets
+
+@dataclass(frozen=True)
+class Target:
+    """One loop implementation the suites run on."""
+
+    name: str
+    new_loop: Callable[[], asyncio.AbstractEventLoop]
+    new_policy: Callable[[], object]  # None means "asyncio's default policy"
+    is_baseline: bool = False
+
+
+def _hookloop_targets() -> tuple[list[Target], str | None]:
+    """Targets for the installed backends, or ([], why not)."""
+    try:
+        import hookloop
+    except Exception:  # noqa: BLE001 - any failure means "no hookloop"
+        return [], "import hookloop failed:\n" + traceback.format_exc(limit=3)
+    try:
+        names = list(hookloop.available_backends())
+    except Exception:  # noqa: BLE001
+        return [], "hookloop.available_backends() failed:\n" + traceback.format_exc(limit=3)
+    wanted = [n.strip() for n in os.environ.get("HOOKLOOP_BACKEND", "").split(",") if n.strip()]
+    if wanted:
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            return [], f"HOOKLOOP_BACKEND names {unknown}; installed backends: {names}"
+        names = [n for n in names if n in wanted]
+    if not names:
+        return [], "hookloop reports no available backend"
+
+    def policy_for(name):
+        def new_policy():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return hookloop.EventLoopPolicy(backend=name)
+        return new_policy
+
+    return [
+        Target(name, functools.partial(hookloop.new_event_loop, name), policy_for(name))
+        for name in names
+    ], None
+
+
+def _baseline_target() -> Target:
+    return Target(BASELINE, asyncio.SelectorEventLoop, lambda: None, is_baseline=True)
+
+
+# ------------------------------------------------------------- policy swap
+
+def _current_policy():
+    # The raw slot, so that "no policy yet" (None) is restored as such.
+    return getattr(asyncio.events, "_event_loop_policy", None)
+
+
+@contextlib.contextmanager
+def _policy_installed(policy):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        saved = _current_policy()
+        asyncio.set_event_loop_policy(policy)
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(saved)
+
+
+# ----------------------------------------------------------------- harness
+
+class _Harness:
+    """First base of every generated class (not a TestCase, never collected)."""
+
+    _hookloop_target: Target
+    _hookloop_suite_module = None
+
+    @classmethod
+    def setUpClass(cls):
+        with _policy_installed(cls._hookloop_target.new_policy()):
+            setup_module = getattr(cls._hookloop_suite_module, "setUpModule", None)
+            if setup_module is not None:
+                setup_module()
+            super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        with _policy_installed(cls._hookloop_target.new_policy()):
+            try:
+                super().tearDownClass()
+            finally:
+                teardown_module = getattr(cls._hookloop_suite_module, "tearDownModule", None)
+                try:
+                    if teardown_module is not None:
+                        teardown_module()
+                finally:
+                    unittest.case.doModuleCleanups()
+
+    def run(self, result=None):
+        with _policy_installed(self._hookloop_target.new_policy()):
+            return super().run(result)
+
+
+class _PublicLoopView:
+    """A loop as ``utils.TestCase.close_loop`` sees it once the executor is gone."""
+
+    _default_executor = None
+
+    def __init__(self, loop):
+        self._loop = loop
+
+    def __getattr__(self, name):
+        return getattr(self._loop, name)
+
+
+def _make_close_loop(original):
+    def close_loop(loop):
+        if isinstance(loop, asyncio.BaseEventLoop):  # TestLoop, the baseline
+            return original(loop)
+        # The public spelling of "shut the default executor down, then close".
+        if not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_default_executor())
+        return original(_PublicLoopView(loop))
+    return staticmethod(close_loop)
+
+
+def _runners_new_loop(target: Target):
+    """test_runners.BaseTest.new_loop on a real loop of ``target``; see above."""
+
+    def new_loop(self):
+        loop = target.new_loop()
+        real_shutdown_asyncgens = loop.shutdown_asyncgens
+        loop.shutdown_ag_run = False
+
+        async def shutdown_asyncgens():
+            loop.shutdown_ag_run = True
+            await real_shutdown_asyncgens()
+
+        loop.shutdown_asyncgens = shutdown_asyncgens
+        return loop
+
+    return new_loop
+
+
+# suite -> {method name: builder(target) -> method}.  A method is replaced only
+# in classes that have it.  Suites whose loop-making method pokes BaseEventLoop
+# internals in the tests themselves must not be listed here.
+LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable]]] = {
+    "runners": {"new_loop": _runners_new_loop},
+}
+
+
+def _eager_factory(target: Target):
+    def loop_factory():
+        loop = target.new_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        return loop
+    return loop_factory
+
+
+# (suite, class name) -> builder(target) -> loop_factory, for
+# IsolatedAsyncioTestCase classes whose loop_factory is neither None nor
+# asyncio.EventLoop.  Each must reproduce the original on the target's loop.
+LOOP_FACTORY_ADAPTERS: dict[tuple[str, str], Callable[[Target], Callable]] = {
+    # 3.14: loop_factory() = asyncio.EventLoop() + eager_task_factory.
+    ("taskgroups", "TestEagerTaskTaskGroup"): _eager_factory,
+}
+
+# Classes whose loop_factory we could not substitute (filled at import; shown
+# by ``python test_cpython_asyncio.py``).
+NOT_SUBSTITUTED: list[str] = []
+
+
+def _class_namespace(target: Target, suite: str, module, cls) -> dict:
+    ns = {
+        "__module__": __name__,
+        "_hookloop_target": target,
+        "_hookloop_backend": target.name,
+        "_hookloop_suite": suite,
+        "_hookloop_suite_module": module,
+        "pytestmark": [pytest.mark.filterwarnings("default")],
+    }
+    utils = sys.modules.get("test.test_asyncio.utils")
+    if utils is not None and issubclass(cls, utils.TestCase):
+        ns["close_loop"] = _make_close_loop(cls.close_loop)
+
+    if issubclass(cls, unittest.IsolatedAsyncioTestCase) and hasattr(
+        unittest.IsolatedAsyncioTestCase, "loop_factory"
+    ):
+        current = cls.loop_factory
+        if current is None or current is getattr(asyncio, "EventLoop", object()):
+            ns["loop_factory"] = staticmethod(target.new_loop)
+        elif (suite, cls.__name__) in LOOP_FACTORY_ADAPTERS:
+            ns["loop_factory"] = staticmethod(LOOP_FACTORY_ADAPTERS[suite, cls.__name__](target))
+        else:
+            NOT_SUBSTITUTED.append(f"{suite}::{cls.__name__} (loop_factory={current!r})")
+
+    for meth, builder in LOOP_METHODS.get(suite, {}).items():
+        if hasattr(cls, meth):
+            ns[meth] = builder(target)
+
+    if not target.is_baseline:
+        loader = unittest.TestLoader()
+        xfails = {}
+        for test_name in loader.getTestCaseNames(cls):
+            test_id = f"{suite}::{cls.__name__}::{test_name}"
+            for pattern, reason in KNOWN_INCOMPATIBLE.items():
+                if fnmatch.fnmatchcase(test_id, pattern):
+                    xfails[test_name] = reason
+        ns["_hookloop_known_incompatible"] = xfails
+    return ns
+
+
+# --------------------------------------------------------------- discovery
+
+def _suite_test_cases(module) -> list[tuple[str, type]]:
+    """What ``unittest.TestLoader.loadTestsFromModule`` would run, by name."""
+    if hasattr(module, "load_tests"):
+        raise RuntimeError(
+            f"{module.__name__} defines load_tests(); teach {__name__} what it does"
+        )
+    loader = unittest.TestLoader()
+    found = []
+    for name in dir(module):
+        obj = getattr(module, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, unittest.TestCase)
+            and obj not in (unittest.TestCase, unittest.FunctionTestCase)
+            and (loader.getTestCaseNames(obj) or hasattr(obj, "runTest"))
+        ):
+            found.append((name, obj))
+    return found
+
+
+def _camel(suite: str) -> str:
+    return "".join(part.capitalize() for part in suite.split("_"))
+
+
+def _skipped_test(name: str, reason: str):
+    def test():
+        pytest.skip(reason)
+    test.__name__ = test.__qualname__ = name
+    test.__module__ = __name__
+    return test
+
+
+def _import_suite(suite: str):
+    """The suite module, or a skip reason."""
+    try:
+        return importlib.import_module(f"test.test_asyncio.test_{suite}"), None
+    except unittest.SkipTest as exc:
+        return None, f"test.test_asyncio.test_{suite} skipped itself: {exc}"
+    except ImportError as exc:
+        return None, f"test.test_asyncio.test_{suite} is not importable: {exc}"
+
+
+def _build() -> dict[str, object]:
+    generated: dict[str, object] = {}
+    targets, why_not = _hookloop_targets()
+    if why_not is not None:
+        generated["test_hookloop_unavailable"] = _skipped_test(
+            "test_hookloop_unavailable",
+            f"{why_not}\nonly asyncio's own loop (the baseline) runs",
+        )
+    if why_not is not None or os.environ.get("HOOKLOOP_CONFORMANCE_BASELINE") == "1":
+        targets.append(_baseline_target())
+
+    try:
+        import test.test_asyncio  # noqa: F401 - runs requires_working_socket()
+    except (ImportError, unittest.SkipTest) as exc:
+        generated["test_cpython_test_asyncio_unavailable"] = _skipped_test(
+            "test_cpython_test_asyncio_unavailable",
+            f"CPython's test.test_asyncio is not available in this Python "
+            f"({sys.version.split()[0]}, {sys.executable}): {exc!r}",
+        )
+        return generated
+
+    for suite in SUITES:
+        module, reason = _import_suite(suite)
+        if module is None:
+            name = f"test_cpython_asyncio_{suite}_unavailable"
+            generated[name] = _skipped_test(name, reason)
+            continue
+        cases = _suite_test_cases(module)
+        for target in targets:
+            for _, cls in cases:
+                name = f"Test{_camel(suite)}_{target.name}__{cls.__name__}"
+                assert name not in generated, f"duplicate generated class {name}"
+                ns = _class_namespace(target, suite, module, cls)
+                new_cls = type(name, (_Harness, cls), ns)
+                new_cls.__qualname__ = name
+                generated[name] = new_cls
+    return generated
+
+
+globals().update(_build())
+
+
+if __name__ == "__main__":  # a quick inventory, no tests run
+    classes = [v for k, v in dict(globals()).items() if k.startswith("Test")]
+    loader = unittest.TestLoader()
+    for c in classes:
+        print(f"{c.__name__}: {len(loader.getTestCaseNames(c))} tests")
+    print("loop_factory not substituted:", NOT_SUBSTITUTED or "none")

@@ -1,0 +1,100 @@
+"""What a loop says about itself, and methods whose plugins are not installed."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+import hookloop
+from hookloop.poller import Poller
+
+
+def test_loop_is_abstract_event_loop(hookloop_loop, hookloop_backend):
+    assert isinstance(hookloop_loop, hookloop.EventLoop)
+    assert isinstance(hookloop_loop, asyncio.AbstractEventLoop)
+    assert hookloop_loop.backend == hookloop_backend
+    assert hookloop_backend in repr(hookloop_loop)
+
+
+def test_poller_property(hookloop_loop, hookloop_backend):
+    poller = hookloop_loop.poller
+    assert isinstance(poller, Poller)
+    assert poller.name == hookloop_backend
+    stats = poller.statistics()
+    assert stats["backend"] == hookloop_backend
+    # The loop watches the poller's waker and nothing else yet.
+    assert stats["registered_fds"] == 1
+
+
+def test_every_abstract_method_is_implemented():
+    # An AbstractEventLoop method left as is would raise a bare
+    # NotImplementedError naming no plugin.
+    missing = [name for name in dir(asyncio.AbstractEventLoop)
+               if not name.startswith("_")
+               and getattr(hookloop.EventLoop, name) is getattr(asyncio.AbstractEventLoop, name)]
+    assert missing == []
+
+
+def _plugin_calls():
+    """Each coroutine method served by a plugin, with plausible arguments."""
+    def sock():
+        return socket.socket()
+
+    return {
+        "create_connection": lambda loop, res: loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", 9),
+        "create_server": lambda loop, res: loop.create_server(asyncio.Protocol, "127.0.0.1", 0),
+        "create_unix_connection": lambda loop, res: loop.create_unix_connection(
+            asyncio.Protocol, "/nonexistent/socket"),
+        "create_unix_server": lambda loop, res: loop.create_unix_server(
+            asyncio.Protocol, "/nonexistent/socket"),
+        "create_datagram_endpoint": lambda loop, res: loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)),
+        "connect_accepted_socket": lambda loop, res: loop.connect_accepted_socket(
+            asyncio.Protocol, res(sock())),
+        "sendfile": lambda loop, res: loop.sendfile(None, None),
+        "connect_read_pipe": lambda loop, res: loop.connect_read_pipe(asyncio.Protocol, None),
+        "connect_write_pipe": lambda loop, res: loop.connect_write_pipe(asyncio.Protocol, None),
+        "sock_recv": lambda loop, res: loop.sock_recv(res(sock()), 10),
+        "sock_recv_into": lambda loop, res: loop.sock_recv_into(res(sock()), bytearray(10)),
+        "sock_recvfrom": lambda loop, res: loop.sock_recvfrom(res(sock()), 10),
+        "sock_recvfrom_into": lambda loop, res: loop.sock_recvfrom_into(
+            res(sock()), bytearray(10)),
+        "sock_sendall": lambda loop, res: loop.sock_sendall(res(sock()), b"x"),
+        "sock_sendto": lambda loop, res: loop.sock_sendto(res(sock()), b"x", ("127.0.0.1", 9)),
+        "sock_connect": lambda loop, res: loop.sock_connect(res(sock()), ("127.0.0.1", 9)),
+        "sock_accept": lambda loop, res: loop.sock_accept(res(sock())),
+        "sock_sendfile": lambda loop, res: loop.sock_sendfile(res(sock()), None),
+        "start_tls": lambda loop, res: loop.start_tls(None, None, None),
+        "getaddrinfo": lambda loop, res: loop.getaddrinfo("localhost", 80),
+        "getnameinfo": lambda loop, res: loop.getnameinfo(("127.0.0.1", 80)),
+        "subprocess_exec": lambda loop, res: loop.subprocess_exec(
+            asyncio.SubprocessProtocol, "true"),
+        "subprocess_shell": lambda loop, res: loop.subprocess_shell(
+            asyncio.SubprocessProtocol, "true"),
+    }
+
+
+@pytest.mark.parametrize("method", sorted(_plugin_calls()))
+def test_missing_plugin_error(hookloop_loop, method):
+    resources = []
+
+    def res(obj):
+        resources.append(obj)
+        return obj
+
+    async def main():
+        return await _plugin_calls()[method](hookloop_loop, res)
+
+    try:
+        with pytest.raises(hookloop.PluginMissingError) as info:
+            hookloop_loop.run_until_complete(main())
+    finally:
+        for r in resources:
+            r.close()
+    exc = info.value
+    assert isinstance(exc, NotImplementedError)
+    assert isinstance(exc, RuntimeError)
+    assert exc.distribution.startswith("hookloop")
+    assert f"pip install {exc.distribution}" in str(exc)
