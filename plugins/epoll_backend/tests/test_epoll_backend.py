@@ -8,8 +8,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import hookloop_epoll
 import pytest
+
+import hookloop_epoll
 from hookloop.poller import READ, WRITE
 from hookloop_epoll import EpollPoller
 from hookloop_epoll.epoll_poller import EPOLL_UNAVAILABLE

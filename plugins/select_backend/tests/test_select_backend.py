@@ -7,8 +7,9 @@ import select
 import socket
 from collections.abc import Iterator
 
-import hookloop_select
 import pytest
+
+import hookloop_select
 from hookloop.poller import READ, WRITE
 from hookloop_select import PollPoller, SelectPoller
 from hookloop_select.select_poller import FD_SETSIZE
