@@ -256,3 +256,23 @@ def test_clear_cache_rereads_plugins():
     after = assembly.plugin_manager()
     assert before is not after
     assert {i.name for i in hookloop.plugin_infos()} >= {"select", "epoll", "signals"}
+
+
+def test_cache_never_confuses_two_plugin_objects(hookloop_backend):
+    """A plugin object that died must not lend its recipe to a new one."""
+    results = []
+    for i in range(20):
+        class Plugin:
+            @hookimpl
+            def hookloop_loop_created(self, loop, i=i):
+                results.append(i)
+
+        hookloop.new_event_loop(hookloop_backend, plugins=[Plugin()]).close()
+    assert results == list(range(20))
+
+
+def test_cache_is_bounded(hookloop_backend):
+    for _ in range(assembly._CACHE_SIZE + 10):
+        hookloop.new_event_loop(hookloop_backend, plugins=[type("P", (), {})()]).close()
+    assert len(assembly._recipes) <= assembly._CACHE_SIZE
+    assert len(assembly._managers) <= assembly._CACHE_SIZE

@@ -30,9 +30,10 @@ import importlib.metadata
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -99,9 +100,45 @@ class _Manager:
 
 
 _lock = threading.RLock()
-_managers: dict[tuple[Any, ...], _Manager] = {}
-_recipes: dict[tuple[Any, ...], Recipe] = {}
+# Plugin managers and recipes, per configuration.  Keys hold explicit
+# plugins by identity (and keep them alive, so an id is never reused while
+# cached); the caches are bounded for programs that pass a new plugin object
+# for every loop.
+_CACHE_SIZE = 64
+_managers: OrderedDict[tuple[Any, ...], _Manager] = OrderedDict()
+_recipes: OrderedDict[tuple[Any, ...], Recipe] = OrderedDict()
 _entry_point_plugins: dict[str, tuple[Any, PluginInfo]] = {}
+
+T = TypeVar("T")
+
+
+class _Identity:
+    """Hashes and compares a plugin object by identity (plugins may be unhashable)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
+
+
+def _cached(cache: OrderedDict[tuple[Any, ...], T], key: tuple[Any, ...],
+            build: Callable[[], T]) -> T:
+    """``cache[key]``, built once under the lock; least recently used dropped."""
+    found = cache.get(key)
+    if found is None:
+        with _lock:
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = build()
+                while len(cache) > _CACHE_SIZE:
+                    cache.popitem(last=False)
+    return found
 
 
 def clear_cache() -> None:
@@ -209,14 +246,8 @@ def _environment() -> tuple[bool, frozenset[str], str | None]:
 
 def _manager(extra: Sequence[Any] = ()) -> _Manager:
     autoload, blocked, _ = _environment()
-    key = (autoload, blocked, tuple(id(p) for p in extra))
-    manager = _managers.get(key)
-    if manager is None:
-        with _lock:
-            manager = _managers.get(key)
-            if manager is None:
-                manager = _managers[key] = _build_manager(autoload, blocked, extra)
-    return manager
+    key = (autoload, blocked, tuple(map(_Identity, extra)))
+    return _cached(_managers, key, lambda: _build_manager(autoload, blocked, extra))
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -326,14 +357,8 @@ def recipe(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
     extra = tuple(plugins or ())
     disabled = frozenset(disable)
     name = backend or env_backend
-    key = (name, disabled, tuple(id(p) for p in extra), autoload, blocked)
-    found = _recipes.get(key)
-    if found is None:
-        with _lock:
-            found = _recipes.get(key)
-            if found is None:
-                found = _recipes[key] = _assemble(name, disabled, extra)
-    return found
+    key = (name, disabled, tuple(map(_Identity, extra)), autoload, blocked)
+    return _cached(_recipes, key, lambda: _assemble(name, disabled, extra))
 
 
 def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None = None,

@@ -28,37 +28,46 @@ __all__ = ["CallbackHandle", "TimerCallbackHandle", "extract_source"]
 _copy_context = contextvars.copy_context
 
 
+def _init_handle(handle: Any, callback: Any, args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None,
+                 source: Any = None) -> None:
+    # What asyncio.Handle.__init__ does, minus the loop.get_debug() call: the
+    # loop passes the source traceback when it is in debug mode.
+    handle._context = _copy_context() if context is None else context
+    handle._loop = loop
+    handle._callback = callback
+    handle._args = args
+    handle._cancelled = False
+    handle._repr = None
+    handle._source_traceback = source
+
+
+def _cancel_handle(handle: Any) -> None:
+    # What asyncio.Handle.cancel() does, reading the loop's flag instead of
+    # calling loop.get_debug().
+    if not handle._cancelled:
+        handle._cancelled = True
+        if handle._loop._debug:
+            handle._repr = repr(handle)
+        handle._callback = None
+        handle._args = None
+
+
 class CallbackHandle(asyncio.Handle):
     """An ``asyncio.Handle`` built without asking the loop for its debug flag."""
 
     __slots__ = ()
-
-    def __init__(self, callback: Any, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                 context: contextvars.Context | None, source: Any = None) -> None:
-        self._context = _copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = source
-
-    def cancel(self) -> None:
-        # asyncio.Handle.cancel() asks loop.get_debug(); we read the flag.
-        if not self._cancelled:
-            self._cancelled = True
-            if self._loop._debug:
-                self._repr = repr(self)
-            self._callback = None
-            self._args = None
+    __init__ = _init_handle
+    cancel = _cancel_handle
 
 
 class TimerCallbackHandle(asyncio.TimerHandle):
     """An ``asyncio.TimerHandle`` built the same cheap way.
 
-    ``_scheduled`` is true while the handle sits in the loop's timer heap;
-    ``TimerHandle.cancel()`` calls ``loop._timer_handle_cancelled(handle)``,
-    which the loop uses to count cancelled timers for lazy compaction.
+    ``_scheduled`` is true while the handle sits in the loop's timer heap.
+    ``asyncio.TimerHandle.cancel()`` would call
+    ``loop._timer_handle_cancelled(handle)``; ours counts the cancellation
+    for the loop's lazy heap compaction itself.
     """
 
     __slots__ = ()
@@ -66,28 +75,14 @@ class TimerCallbackHandle(asyncio.TimerHandle):
     def __init__(self, when: float, callback: Any, args: tuple[Any, ...],
                  loop: asyncio.AbstractEventLoop, context: contextvars.Context | None,
                  source: Any = None) -> None:
-        self._context = _copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = source
+        _init_handle(self, callback, args, loop, context, source)
         self._when = when
         self._scheduled = False
 
     def cancel(self) -> None:
-        # asyncio.TimerHandle.cancel() makes three Python calls to do this:
-        # count the cancellation for the loop's lazy compaction, then cancel.
-        if not self._cancelled:
-            loop = self._loop
-            if self._scheduled:
-                loop._cancelled_timers += 1
-            self._cancelled = True
-            if loop._debug:
-                self._repr = repr(self)
-            self._callback = None
-            self._args = None
+        if self._scheduled and not self._cancelled:
+            self._loop._cancelled_timers += 1
+        _cancel_handle(self)
 
 
 def extract_source(depth: int = 2) -> traceback.StackSummary:
