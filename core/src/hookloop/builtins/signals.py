@@ -20,9 +20,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ..facilities import check_signal
 from ..handles import CallbackHandle
 from ..hookspecs import hookimpl
-from ..loop import EventLoop, check_signal
+from ..loop import EventLoop
 
 
 class SignalService:
