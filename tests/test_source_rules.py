@@ -20,6 +20,14 @@ PRIVATE_NAMES = {"SelectorEventLoop", "BaseEventLoop", "_SelectorTransport", "SS
                  "BaseDefaultEventLoopPolicy", "_UnixDefaultEventLoopPolicy"}
 # The documented hooks for third-party loops (asyncio.events.__all__).
 ALLOWED_PRIVATE_ATTRS = {"_set_running_loop", "_get_running_loop"}
+# Exact places allowed to touch a private module, each with its reason.
+ALLOWED_EXCEPTIONS = {
+    # asyncio's single switch for "debug mode by default" (-X dev,
+    # PYTHONASYNCIODEBUG); CPython's test_runners patches it and expects every
+    # loop to follow. Configuration, not loop machinery; read via getattr with
+    # a fallback.
+    ("core/src/hookloop/loop.py", "asyncio.coroutines"),
+}
 
 
 def _product_files():
@@ -65,9 +73,12 @@ def violations(source: str) -> list[str]:
 def test_product_code_does_not_use_asyncio_private_machinery():
     bad = {}
     for path in _product_files():
-        problems = violations(path.read_text())
+        name = str(path.relative_to(ROOT))
+        problems = [p for p in violations(path.read_text())
+                    if not any(name == f and p.endswith(": " + what)
+                               for f, what in ALLOWED_EXCEPTIONS)]
         if problems:
-            bad[str(path.relative_to(ROOT))] = problems
+            bad[name] = problems
     assert bad == {}
 
 

@@ -35,6 +35,13 @@ def pytest_collection_modifyitems(config, items):
         if reason is not None:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
         keep.append(item)
+    if wanted and (keep or drop):
+        present = {getattr(getattr(i, "cls", None), "_hookloop_backend", None) for i in keep + drop}
+        if not wanted & present:
+            raise pytest.UsageError(
+                f"--hookloop-backend={','.join(sorted(wanted))}: the CPython conformance "
+                f"classes exist for {sorted(b for b in present if b)} only"
+            )
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

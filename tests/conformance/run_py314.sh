@@ -38,8 +38,14 @@ fi
 echo "== building wheels" >&2
 WHEELS=$(mktemp -d /tmp/hookloop-wheels.XXXXXX)
 trap 'rm -rf "$WHEELS"' EXIT
+# Build from clean copies: setuptools writes build/ and *.egg-info into the tree it builds, and a
+# stale build/lib would leak deleted modules into the wheel.
 for d in "${DISTS[@]}"; do
-  "$HOST_PYTHON" -m pip wheel -q --no-deps -w "$WHEELS" "$d" >&2
+  src="$WHEELS/src/$(basename "$d")"
+  mkdir -p "$src"
+  (cd "$d" && tar --exclude=./build --exclude='*.egg-info' --exclude=__pycache__ -cf - .) \
+    | tar -C "$src" -xf -
+  "$HOST_PYTHON" -m pip wheel -q --no-deps -w "$WHEELS" "$src" >&2
 done
 
 echo "== installing into $R$PY" >&2

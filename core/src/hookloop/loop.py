@@ -84,6 +84,17 @@ _MIN_CANCELLED_TO_COMPACT = 100
 
 
 def _debug_from_environment() -> bool:
+    """Whether a new loop starts in debug mode: asyncio's own answer.
+
+    asyncio decides this in one function (``-X dev`` or
+    ``PYTHONASYNCIODEBUG``), which tools and CPython's tests patch; we ask
+    it rather than keep a copy that would disagree.  The one private name of
+    asyncio the core reads, allowed by name in ``tests/test_source_rules.py``;
+    the copy below is the fallback should a Python drop it.
+    """
+    is_debug_mode = getattr(asyncio.coroutines, "_is_debug_mode", None)
+    if is_debug_mode is not None:
+        return bool(is_debug_mode())
     return sys.flags.dev_mode or (
         not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
 
