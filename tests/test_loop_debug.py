@@ -79,7 +79,7 @@ def test_task_exception_never_retrieved_reported(hookloop_loop, hookloop_errors)
         raise ArithmeticError("never retrieved")
 
     task = hookloop_loop.create_task(failing())
-    hookloop_loop.run_until_complete(asyncio.sleep(0.001))
+    hookloop_loop.run_until_complete(asyncio.sleep(0))
     assert task.done()
     del task
     import gc
