@@ -276,3 +276,14 @@ def test_cache_is_bounded(hookloop_backend):
         hookloop.new_event_loop(hookloop_backend, plugins=[type("P", (), {})()]).close()
     assert len(assembly._recipes) <= assembly._CACHE_SIZE
     assert len(assembly._managers) <= assembly._CACHE_SIZE
+
+
+def test_missing_core_feature_says_upgrade(hookloop_backend):
+    loop = hookloop.new_event_loop(hookloop_backend)
+    try:
+        with pytest.raises(hookloop.PluginMissingError,
+                           match="this version of hookloop does not have yet: "
+                                 "pip install --upgrade hookloop$"):
+            loop.run_until_complete(loop.getaddrinfo("localhost", 80))
+    finally:
+        loop.close()

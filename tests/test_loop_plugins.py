@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import pytest
@@ -97,4 +98,4 @@ def test_missing_plugin_error(hookloop_loop, method):
     assert isinstance(exc, NotImplementedError)
     assert isinstance(exc, RuntimeError)
     assert exc.distribution.startswith("hookloop")
-    assert f"pip install {exc.distribution}" in str(exc)
+    assert re.search(rf"pip install (--upgrade )?{re.escape(exc.distribution)}$", str(exc))

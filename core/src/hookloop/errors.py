@@ -25,6 +25,10 @@ class PluginMissingError(HookloopError, NotImplementedError):
         if disabled and plugin:
             msg = (f"{feature} needs the hookloop plugin {plugin!r}, which is disabled "
                    f"(HOOKLOOP_DISABLE or disable=); enable it again")
+        elif distribution == "hookloop":
+            # A feature the core itself is to provide, missing from this version.
+            msg = (f"{feature} needs a plugin that this version of hookloop does not have "
+                   f"yet: pip install --upgrade {distribution}")
         else:
             msg = f"{feature} needs {distribution}: pip install {distribution}"
         super().__init__(msg)
