@@ -27,13 +27,10 @@ def poller(request: pytest.FixtureRequest) -> Iterator[SelectPoller | PollPoller
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+def pair(hookloop_socketpair: tuple[socket.socket, socket.socket]
+         ) -> tuple[socket.socket, socket.socket]:
+    """The testing kit's non-blocking socket pair."""
+    return hookloop_socketpair
 
 
 def test_hook_offers_both_backends() -> None:

@@ -8,6 +8,8 @@ like anyio's), so in any project where hookloop is installed:
 * ``hookloop_loop`` is a new loop on that backend, closed after the test; its
   teardown fails when the loop's exception handler was called and the test
   did not claim the report with ``hookloop_errors.expect(...)``;
+* ``hookloop_socketpair`` is a connected, non-blocking socket pair, closed
+  after the test;
 * ``pytest --pyargs hookloop.testing.contract`` runs the contract tests that
   every poller backend must pass, against whatever backends are installed —
   a third-party backend shows up by being installed.

@@ -1,6 +1,7 @@
 """The pytest plugin behind :mod:`hookloop.testing` (see its docstring)."""
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +52,19 @@ def _backends(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hookloop_backend" in metafunc.fixturenames:
         metafunc.parametrize("hookloop_backend", _backends(metafunc.config), scope="session")
+
+
+@pytest.fixture
+def hookloop_socketpair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected, non-blocking socket pair, closed after the test."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
 
 
 @pytest.fixture

@@ -49,16 +49,10 @@ def poller(hookloop_backend: str) -> Iterator[Poller]:
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected, non-blocking socket pair, closed after the test."""
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+def pair(hookloop_socketpair: tuple[socket.socket, socket.socket]
+         ) -> tuple[socket.socket, socket.socket]:
+    """The testing kit's non-blocking socket pair."""
+    return hookloop_socketpair
 
 
 @pytest.fixture
