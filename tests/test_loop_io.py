@@ -284,3 +284,32 @@ def test_add_reader_bad_callback(hookloop_loop, pair, debug):
         hookloop_loop.add_reader(r, 42)
     assert _registered(hookloop_loop) == before
     assert hookloop_loop.remove_reader(r) is False
+
+
+def test_fd_watched_by_a_plugin_is_refused(hookloop_loop, hookloop_socketpair):
+    """add_/remove_reader/writer cannot take over an fd a plugin watches."""
+    a, b = hookloop_socketpair
+    ran = []
+    hookloop_loop.watch_read(a.fileno(), lambda: ran.append(a.recv(10)))
+    for method in (hookloop_loop.add_reader, hookloop_loop.add_writer):
+        with pytest.raises(RuntimeError, match=f"File descriptor {a.fileno()} is used by"):
+            method(a, print)
+    for method in (hookloop_loop.remove_reader, hookloop_loop.remove_writer):
+        with pytest.raises(RuntimeError, match="is used by"):
+            method(a)
+    # The plugin's watcher is intact.
+    b.send(b"x")
+    hookloop_loop.run_until_complete(_until(lambda: ran))
+    assert ran == [b"x"]
+    assert hookloop_loop.unwatch_read(a.fileno()) is not None
+
+
+def test_self_pipe_cannot_be_removed(hookloop_loop):
+    waker = hookloop_loop.poller.waker_fd
+    with pytest.raises(RuntimeError, match="is used by"):
+        hookloop_loop.remove_reader(waker)
+
+
+async def _until(predicate):
+    while not predicate():
+        await asyncio.sleep(0)

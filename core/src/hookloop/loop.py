@@ -744,6 +744,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                         args: tuple[Any, ...], method: str) -> None:
         self._check_closed()
         fd = _fileobj_to_fd(fileobj)
+        self._refuse_internal_fd(fd)
         self._check_callback(callback, method)
         source = extract_source(3) if self._debug else None
         handle = CallbackHandle(callback, args, self, None, source)
@@ -755,12 +756,27 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if self._closed:
             return False
         fd = _fileobj_to_fd(fileobj)
+        self._refuse_internal_fd(fd)
         old = self._unwatch(fd, slot)
         if old is None:
             return False
         if isinstance(old, _UserWatch):
             old.handle.cancel()
         return True
+
+    def _refuse_internal_fd(self, fd: int) -> None:
+        """add_/remove_reader/writer must not touch an fd a plugin watches.
+
+        Like asyncio's "File descriptor ... is used by transport": replacing a
+        transport's (or the self-pipe's) callback would break it silently.
+        """
+        record = self._fds.get(fd)
+        if record is None:
+            return
+        for callback in record:
+            if callback is not None and not isinstance(callback, _UserWatch):
+                owner = getattr(callback, "__self__", callback)
+                raise RuntimeError(f"File descriptor {fd!r} is used by {owner!r}")
 
 
 # Loops alive in this process; a forked child marks them all unusable.
