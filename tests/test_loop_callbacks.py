@@ -13,8 +13,7 @@ import socket
 import threading
 
 import pytest
-
-import hookloop
+from loop_helpers import wake_blocked_loop
 
 var = contextvars.ContextVar("var", default="unset")
 
@@ -329,59 +328,6 @@ def test_coroutine_function_rejected_in_debug(hookloop_loop, method):
 # ----------------------------------------------------------------------
 
 
-class _BlockProbe(hookloop.Instrument):
-    """Tells another thread when the loop is about to poll with no timeout."""
-
-    def __init__(self):
-        self.blocking = threading.Event()
-        self.timeouts = []
-
-    def before_poll(self, timeout):
-        self.timeouts.append(timeout)
-        if timeout is None:
-            self.blocking.set()
-
-
-def _wake_blocked_loop(loop, action):
-    """Run ``loop`` until ``action()`` (done from another thread while the
-    loop is blocked with no timers) makes it stop.
-
-    Returns whether ``action`` woke it.  If it did not within 10 s, a write
-    to a socket the loop watches (a separate wake-up path) unblocks the loop
-    so that the test fails instead of hanging.
-    """
-    probe = _BlockProbe()
-    loop.add_instrument(probe)
-    rescue_r, rescue_w = socket.socketpair()
-    rescued = []
-    woken = threading.Event()
-
-    def rescue():
-        rescued.append(True)
-        loop.stop()
-
-    def helper():
-        if probe.blocking.wait(10):
-            action()
-        if not woken.wait(10):
-            rescue_w.send(b"x")
-
-    loop.add_reader(rescue_r, rescue)
-    thread = threading.Thread(target=helper)
-    try:
-        thread.start()
-        loop.run_forever()
-        woken.set()
-        thread.join()
-    finally:
-        loop.remove_reader(rescue_r)
-        loop.remove_instrument(probe)
-        rescue_r.close()
-        rescue_w.close()
-    assert None in probe.timeouts, "the loop never blocked without a timeout"
-    return not rescued
-
-
 def test_call_soon_threadsafe_wakes_blocked_loop(hookloop_loop):
     results = []
     caller = []
@@ -391,7 +337,7 @@ def test_call_soon_threadsafe_wakes_blocked_loop(hookloop_loop):
         caller.append(threading.get_ident())
         hookloop_loop.stop()
 
-    woke = _wake_blocked_loop(
+    woke = wake_blocked_loop(
         hookloop_loop, lambda: hookloop_loop.call_soon_threadsafe(callback, "from thread"))
     assert woke, "call_soon_threadsafe did not wake the loop"
     assert results == ["from thread"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import threading
 
 import pytest
+from loop_helpers import wake_blocked_loop
 
 import hookloop
 
@@ -57,48 +57,15 @@ def test_signal_handler_runs_with_args(hookloop_loop):
 
 
 def test_signal_wakes_loop_blocked_without_timers(hookloop_loop):
-    class Probe(hookloop.Instrument):
-        def __init__(self):
-            self.blocking = threading.Event()
-
-        def before_poll(self, timeout):
-            if timeout is None:
-                self.blocking.set()
-
-    probe = Probe()
     got = []
-    rescued = []
-    rescue_r, rescue_w = socket.socketpair()
-    done = threading.Event()
 
     def handler():
         got.append(signal.SIGUSR1)
         hookloop_loop.stop()
 
-    def rescue():
-        rescued.append(True)
-        hookloop_loop.stop()
-
-    def helper():
-        if probe.blocking.wait(10):
-            os.kill(os.getpid(), signal.SIGUSR1)
-        if not done.wait(10):
-            rescue_w.send(b"x")  # unblock the loop some other way, then fail
-
     hookloop_loop.add_signal_handler(signal.SIGUSR1, handler)
-    hookloop_loop.add_reader(rescue_r, rescue)
-    hookloop_loop.add_instrument(probe)
-    thread = threading.Thread(target=helper)
-    try:
-        thread.start()
-        hookloop_loop.run_forever()
-        done.set()
-        thread.join()
-    finally:
-        hookloop_loop.remove_reader(rescue_r)
-        rescue_r.close()
-        rescue_w.close()
-    assert not rescued, "the signal did not wake the blocked loop"
+    woke = wake_blocked_loop(hookloop_loop, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+    assert woke, "the signal did not wake the blocked loop"
     assert got == [signal.SIGUSR1]
 
 
