@@ -374,17 +374,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         events = self._poll(self._timeout())
         if events:
             self._dispatch(events)
-        timers = self._timers
+        if self._timers:
+            self._move_due_timers()
         ready = self._ready
-        if timers:
-            end = _monotonic() + _CLOCK_RESOLUTION
-            while timers and timers[0][0] < end:
-                handle = _heappop(timers)[2]
-                handle._scheduled = False
-                if handle._cancelled:
-                    self._cancelled_timers -= 1
-                else:
-                    ready.append(handle)
         popleft = ready.popleft
         for _ in range(len(ready)):
             handle = popleft()
@@ -410,16 +402,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
         if events:
             self._dispatch(events)
-        timers = self._timers
+        if self._timers:
+            self._move_due_timers()
         ready = self._ready
-        end = _monotonic() + _CLOCK_RESOLUTION
-        while timers and timers[0][0] < end:
-            handle = _heappop(timers)[2]
-            handle._scheduled = False
-            if handle._cancelled:
-                self._cancelled_timers -= 1
-            else:
-                ready.append(handle)
         for _ in range(len(ready)):
             handle = ready.popleft()
             if handle._cancelled:
@@ -435,6 +420,20 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 duration = _monotonic() - t0
                 for inst in self._instruments:
                     self._instrument_call(inst, inst.after_callback, handle, duration)
+
+    def _move_due_timers(self) -> None:
+        """Move the timers due now (within the clock's resolution) to the
+        ready queue, in time order; cancelled ones are dropped."""
+        timers = self._timers
+        ready = self._ready
+        end = _monotonic() + _CLOCK_RESOLUTION
+        while timers and timers[0][0] < end:
+            handle = _heappop(timers)[2]
+            handle._scheduled = False
+            if handle._cancelled:
+                self._cancelled_timers -= 1
+            else:
+                ready.append(handle)
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         """Run the fd table's callbacks for what the poller reported."""
