@@ -147,14 +147,17 @@ def main(args: argparse.Namespace) -> int:
     subjects = ["asyncio", *hookloop.available_backends()]
     results: dict[str, dict[str, list[float]]] = {w: {s: [] for s in subjects} for w in WORKLOADS}
     total = args.rounds * len(WORKLOADS) * len(subjects)
+    progress = sys.stderr.isatty()
     done = 0
     for _ in range(args.rounds):
         for workload in WORKLOADS:
             for subject in subjects:
                 results[workload][subject].append(_run_one(subject, workload, args.scale))
                 done += 1
-                print(f"\r{done}/{total} runs", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+                if progress:
+                    print(f"\r{done}/{total} runs", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
     rows: list[dict[str, Any]] = []
     print(f"{'workload':<14} {'subject':<10} {'median':>14} {'unit':<12} {'vs asyncio':>10}")
     for workload, (_, unit) in WORKLOADS.items():
