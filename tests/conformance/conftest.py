@@ -8,11 +8,27 @@
 * ``KNOWN_INCOMPATIBLE``: each generated class lists, in
   ``_hookloop_known_incompatible``, its tests that cannot pass on a
   third-party loop; they get ``xfail(strict=True)`` with the reason.
+* SIGINT: test_runners interrupts itself with ``_thread.interrupt_main()``
+  and expects ``asyncio.Runner`` to turn that into a cancellation, which
+  Runner only does when SIGINT has Python's default handler.  A process
+  started in the background by a non-interactive shell (``cmd &``, some CI
+  runners) inherits SIGINT *ignored*, and those tests then hang forever on
+  every loop, asyncio's own included.  So the default handler is put back
+  for the session, as an interactive ``python -m test`` would have it.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import pytest
+
+
+def pytest_configure(config):
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
