@@ -44,36 +44,39 @@ def test_hook_offers_both_backends() -> None:
     assert records["poll"].factory is PollPoller
 
 
-def test_high_fd_rejected_by_select_at_register(pair: tuple[socket.socket, ...]) -> None:
+@pytest.fixture
+def high_fd(pair: tuple[socket.socket, ...]) -> Iterator[int]:
+    """A duplicate of ``pair[0]`` numbered above select's FD_SETSIZE."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft <= FD_SETSIZE + 10:
         pytest.skip(f"RLIMIT_NOFILE {soft} too low to open an fd >= FD_SETSIZE")
     high = os.dup2(pair[0].fileno(), FD_SETSIZE + 5)
+    try:
+        yield high
+    finally:
+        os.close(high)
+
+
+def test_high_fd_rejected_by_select_at_register(high_fd: int) -> None:
     p = SelectPoller()
     try:
-        with pytest.raises(ValueError, match=str(high)):
-            p.register(high, READ)
+        with pytest.raises(ValueError, match=str(high_fd)):
+            p.register(high_fd, READ)
         assert p.statistics()["registered_fds"] == 0
         assert p.poll(0) == []
     finally:
         p.close()
-        os.close(high)
 
 
 @needs_poll
-def test_high_fd_fine_with_poll(pair: tuple[socket.socket, ...]) -> None:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft <= FD_SETSIZE + 10:
-        pytest.skip(f"RLIMIT_NOFILE {soft} too low to open an fd >= FD_SETSIZE")
-    high = os.dup2(pair[0].fileno(), FD_SETSIZE + 5)
+def test_high_fd_fine_with_poll(pair: tuple[socket.socket, ...], high_fd: int) -> None:
     p = PollPoller()
     try:
-        p.register(high, READ)
+        p.register(high_fd, READ)
         pair[1].send(b"x")
-        assert any(fd == high and ev & p.READABLE for fd, ev in p.poll(1))
+        assert any(fd == high_fd and ev & p.READABLE for fd, ev in p.poll(1))
     finally:
         p.close()
-        os.close(high)
 
 
 def test_select_ebadf_recovery_is_counted_and_repeats(pair: tuple[socket.socket, ...]) -> None:
