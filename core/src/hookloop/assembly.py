@@ -59,7 +59,7 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 #: What each service kind is, which distribution provides it, and the name of
 #: the builtin plugin that provides it by default (``None``: no builtin).
 FEATURES: dict[str, tuple[str, str, str | None]] = {
-    "transports": ("sockets, servers and pipes", "hookloop", None),
+    "transports": ("sockets, servers and pipes", "hookloop", "transports"),
     "tls": ("TLS (ssl=, start_tls)", "hookloop-tls", None),
     "resolver": ("name resolution (getaddrinfo, getnameinfo)", "hookloop", None),
     "signals": ("signal handlers", "hookloop", "signals"),
@@ -155,7 +155,9 @@ def clear_cache() -> None:
 
 def _builtin_plugins() -> list[tuple[str, Any]]:
     from .builtins import commands, executor, signals
-    return [("executor", executor), ("signals", signals), ("commands", commands)]
+    from .builtins.network import service as transports
+    return [("executor", executor), ("signals", signals), ("transports", transports),
+            ("commands", commands)]
 
 
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> tuple[Any, PluginInfo]:

@@ -171,6 +171,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._timer_seq = itertools.count().__next__
         self._cancelled_timers = 0
         self._fds: dict[int, list[Callable[[], Any] | None]] = {}
+        self._fd_owners: dict[int, Any] = {}
         self._stopping = False
         self._closed = False
         self._thread_id: int | None = None
@@ -321,6 +322,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                     close()
         finally:
             self._fds.clear()
+            self._fd_owners.clear()
             self._poller.close()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
@@ -727,6 +729,24 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 pass
         return callback
 
+    def claim_fd(self, fd: int, owner: Any) -> None:
+        """Plugin API: ``owner`` (a transport) uses ``fd`` until released.
+
+        While claimed, ``add_reader``/``add_writer``/``remove_*`` and the
+        ``sock_*`` methods refuse the fd with ``RuntimeError``, as asyncio
+        refuses the fd of a transport, whether or not it is being watched
+        right now (a transport paused for reading is not in the fd table).
+        """
+        self._fd_owners[fd] = owner
+
+    def release_fd(self, fd: int) -> None:
+        """Plugin API: undo :meth:`claim_fd` (no error if not claimed)."""
+        self._fd_owners.pop(fd, None)
+
+    def check_fd_free(self, fd: int) -> None:
+        """Plugin API: raise ``RuntimeError`` if a plugin owns or watches ``fd``."""
+        self._refuse_internal_fd(fd)
+
     def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
         self._add_user_watch(fd, 0, callback, args, "add_reader")
 
@@ -769,6 +789,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         Like asyncio's "File descriptor ... is used by transport": replacing a
         transport's (or the self-pipe's) callback would break it silently.
         """
+        owner = self._fd_owners.get(fd)
+        if owner is not None:
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {owner!r}")
         record = self._fds.get(fd)
         if record is None:
             return

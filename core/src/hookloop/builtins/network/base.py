@@ -1,0 +1,409 @@
+"""What every fd transport shares: lifecycle, extra info, flow control, writing.
+
+A transport here owns one file descriptor (a socket or a pipe end) and one
+protocol.  This module holds the parts that do not depend on what the fd
+is:
+
+* **lifecycle** -- ``close()`` (stop reading, flush, then lose the
+  connection), ``abort()`` (drop the buffer, lose it now), fatal errors, and
+  ``connection_lost`` called exactly once, from the ready queue, after
+  which the fd is closed and released;
+* **write-side flow control** -- water marks, ``pause_writing`` /
+  ``resume_writing`` when the buffer crosses them;
+* **the write buffer** -- ``write()`` tries the fd at once and buffers only
+  what the kernel did not take; the writable callback sends the buffer in
+  one vectored call (``sendmsg``/``writev``).  A transport supplies the two
+  primitives ``_send(data) -> int`` and ``_sendv(buffers) -> int``.
+
+The loop's fd table calls a transport's ``_on_readable``/``_on_writable``
+bound methods directly (see :meth:`hookloop.loop.EventLoop.watch_read`):
+no ``Handle``, no hook call.  Protocol callbacks that are not driven by I/O
+(``connection_made``, ``connection_lost``) go through the ready queue, as
+asyncio schedules them, so their order relative to user callbacks is the
+same.
+
+What this module must never do: touch a socket API beyond ``_send``,
+``_sendv`` and ``close`` of the fd object, or know about TLS.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+logger = logging.getLogger("asyncio")
+
+#: Default high water mark of the write buffer (asyncio's: 64 KiB).
+DEFAULT_HIGH_WATER = 64 * 1024
+#: How many writes after the connection was lost before we warn about them.
+LOST_WRITES_WARNING = 5
+#: Most buffers given to one sendmsg()/writev() call.
+MAX_IOV = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16)
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+#: Errors that mean "the peer went away"; reported at debug level only.
+PEER_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+def check_bytes_like(data: Any, argument: str = "data") -> None:
+    if not isinstance(data, _BYTES_LIKE):
+        raise TypeError(f"{argument} argument must be a bytes-like object, "
+                        f"not {type(data).__name__!r}")
+
+
+def water_marks(high: int | None, low: int | None) -> tuple[int, int]:
+    """Validate ``set_write_buffer_limits`` arguments the way asyncio does."""
+    if high is None:
+        high = DEFAULT_HIGH_WATER if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return high, low
+
+
+class TransportCore:
+    """Lifecycle, extra info and write-side flow control of a transport.
+
+    Subclasses set ``_fd`` and ``_fileobj`` (what gets closed) and call
+    :meth:`_init_core` from their ``__init__``.
+    """
+
+    __slots__ = ()
+
+    _loop: Any
+    _fileobj: Any
+    _fd: int
+    _protocol: Any
+    _extra: dict[str, Any]
+    _closing: bool
+    _lost: bool
+    _lost_writes: int
+    _high_water: int
+    _low_water: int
+    _protocol_paused: bool
+    _server: Any
+
+    def _init_core(self, loop: Any, fileobj: Any, fd: int, protocol: Any,
+                   extra: dict[str, Any] | None, server: Any = None) -> None:
+        self._loop = loop
+        self._fileobj = fileobj
+        self._fd = fd
+        self._protocol = protocol
+        self._extra = {} if extra is None else extra
+        self._closing = False
+        self._lost = False  # connection_lost scheduled
+        self._lost_writes = 0
+        self._high_water, self._low_water = water_marks(None, None)
+        self._protocol_paused = False
+        self._server = server
+        loop.claim_fd(fd, self)
+        if server is not None:
+            server._attach(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fileobj is None else (
+            "closing" if self._closing else "open")
+        return f"<{type(self).__name__} fd={self._fd} {state}>"
+
+    # -- BaseTransport -------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        self._loop.release_fd(self._fd)
+        if not self._has_pending_writes():
+            self._lose_connection(None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_fileobj", None) is not None and not self._lost:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._fileobj.close()
+
+    # -- hooks for subclasses ------------------------------------------
+
+    def _stop_reading(self) -> None:
+        """Stop watching for input (the transport is closing)."""
+
+    def _has_pending_writes(self) -> bool:
+        return False
+
+    def _drop_pending_writes(self) -> None:
+        """Forget buffered output (the transport is being aborted)."""
+
+    # -- losing the connection -----------------------------------------
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """Report ``exc`` (unless the peer merely went away) and abort."""
+        if isinstance(exc, OSError) and isinstance(exc, PEER_GONE):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._drop_pending_writes()
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+            self._loop.release_fd(self._fd)
+        self._lose_connection(exc)
+
+    def _lose_connection(self, exc: BaseException | None) -> None:
+        """Schedule ``connection_lost(exc)``; the fd closes right after it."""
+        self._lost = True
+        self._lost_writes += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            fileobj, self._fileobj = self._fileobj, None
+            if fileobj is not None:
+                fileobj.close()
+            self._protocol = None
+            self._loop = None
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self)
+
+    # -- write-side flow control ---------------------------------------
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high_water, self._low_water = water_marks(high, low)
+        self._maybe_pause_protocol()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": "protocol.pause_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+    def _maybe_resume_protocol(self) -> None:
+        if not self._protocol_paused or self.get_write_buffer_size() > self._low_water:
+            return
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": "protocol.resume_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+
+class BufferedWriter(TransportCore):
+    """``write``/``writelines``/``write_eof`` over ``_send`` and ``_sendv``.
+
+    The buffer is a deque of bytes-like chunks plus their total size.  A
+    chunk the kernel took part of is replaced by a memoryview of the rest.
+    Data the caller may mutate later (``bytearray``, ``memoryview``) is
+    copied when it has to wait in the buffer, never when it is sent at once.
+    """
+
+    __slots__ = ()
+
+    _buffer: collections.deque[Any]
+    _buffer_size: int
+    _eof_written: bool
+    _send: Callable[[Any], int]
+    _sendv: Callable[[list[Any]], int]
+    _write_error_message: str
+
+    def _init_writer(self) -> None:
+        self._buffer = collections.deque()
+        self._buffer_size = 0
+        self._eof_written = False
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffer_size
+
+    def _has_pending_writes(self) -> bool:
+        return self._buffer_size > 0
+
+    def _drop_pending_writes(self) -> None:
+        if self._buffer_size:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._loop.unwatch_write(self._fd)
+
+    def _refuse_write(self) -> bool:
+        """True if a write must be dropped (after close or a lost connection)."""
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._lost_writes:
+            if self._lost_writes >= LOST_WRITES_WARNING:
+                logger.warning("socket.send() raised exception.")
+            self._lost_writes += 1
+            return True
+        return False
+
+    def write(self, data: Any) -> None:
+        if type(data) is not bytes:
+            check_bytes_like(data)
+            if type(data) is memoryview and data.itemsize != 1:
+                data = data.cast("B")
+        if self._eof_written or self._lost_writes:
+            if self._refuse_write():
+                return
+        if not data:
+            return
+        if self._buffer_size:
+            self._append(data)
+            self._maybe_pause_protocol()
+            return
+        try:
+            sent = self._send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, self._write_error_message)
+            return
+        if sent == len(data):
+            return
+        self._append(memoryview(data)[sent:] if sent else data)
+        self._loop.watch_write(self._fd, self._on_writable)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Iterable[Any]) -> None:
+        chunks = list(list_of_data)
+        for data in chunks:
+            check_bytes_like(data)
+        if self._eof_written or self._lost_writes:
+            if self._refuse_write():
+                return
+        was_empty = not self._buffer_size
+        for data in chunks:
+            if data:
+                self._append(data)
+        if not self._buffer_size:
+            return
+        if was_empty:
+            self._flush(first=True)
+        self._maybe_pause_protocol()
+
+    def _append(self, data: Any) -> None:
+        if type(data) is not bytes and not (type(data) is memoryview and data.readonly):
+            data = bytes(data)
+        self._buffer.append(data)
+        self._buffer_size += len(data)
+
+    def _on_writable(self) -> None:
+        self._flush(first=False)
+
+    def _flush(self, first: bool) -> None:
+        """Send as much of the buffer as the kernel takes now.
+
+        ``first`` is true when nobody watches the fd for writing yet; the
+        writable callback is installed if anything is left.
+        """
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1:
+                sent = self._send(buffer[0])
+            else:
+                sent = self._sendv(list(buffer)[:MAX_IOV])
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if not first:
+                self._loop.unwatch_write(self._fd)
+            buffer.clear()
+            self._buffer_size = 0
+            self._fatal_error(exc, self._write_error_message)
+            return
+        self._consume(sent)
+        if self._buffer_size:
+            if first:
+                self._loop.watch_write(self._fd, self._on_writable)
+            return
+        if not first:
+            self._loop.unwatch_write(self._fd)
+        self._maybe_resume_protocol()
+        if self._closing:
+            if not self._lost:
+                self._lose_connection(None)
+        elif self._eof_written:
+            self._shutdown_write()
+
+    def _consume(self, sent: int) -> None:
+        """Drop ``sent`` bytes from the front of the buffer."""
+        self._buffer_size -= sent
+        buffer = self._buffer
+        while sent:
+            head = buffer[0]
+            size = len(head)
+            if size > sent:
+                buffer[0] = memoryview(head)[sent:]
+                return
+            buffer.popleft()
+            sent -= size
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_written:
+            return
+        self._eof_written = True
+        if not self._buffer_size:
+            self._shutdown_write()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def _shutdown_write(self) -> None:
+        """Half-close the fd for writing (the buffer is empty)."""
+        raise NotImplementedError
