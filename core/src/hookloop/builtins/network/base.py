@@ -27,7 +27,6 @@ What this module must never do: touch a socket API beyond ``_send``,
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import os
