@@ -86,7 +86,7 @@ def test_no_autoload_means_no_backend(monkeypatch):
     with pytest.raises(hookloop.PluginMissingError, match=r"pip install hookloop-\w+"):
         hookloop.new_event_loop()
     names = {i.name for i in hookloop.plugin_infos()}
-    assert names == {"executor", "signals", "commands"}
+    assert names == {"executor", "signals", "transports", "commands"}
 
 
 def test_no_autoload_with_explicit_backend_plugin(monkeypatch):
