@@ -20,8 +20,12 @@ from .base import BufferedWriter
 
 logger = logging.getLogger("asyncio")
 
-#: Largest read per readiness event (asyncio's value).
-MAX_READ = 256 * 1024
+#: Largest read per readiness event.  asyncio reads up to 256 KiB; we read
+#: 64 KiB.  ``recv(n)`` allocates ``n`` bytes and shrinks the result: with
+#: glibc, a 256 KiB request is an mmap()/munmap() pair per call, measured at
+#: 15-20 us for a 1 KiB message against 2.5-3 us for 64 KiB, while 64 KiB
+#: messages cost the same either way.
+MAX_READ = 64 * 1024
 
 
 def socket_extra(sock: socket.socket) -> dict[str, Any]:
