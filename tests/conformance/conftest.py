@@ -8,6 +8,11 @@
 * ``KNOWN_INCOMPATIBLE``: each generated class lists, in
   ``_hookloop_known_incompatible``, its tests that cannot pass on a
   third-party loop; they get ``xfail(strict=True)`` with the reason.
+* Tests that need a service no installed plugin provides (TLS, subprocesses;
+  ``NEEDS_SERVICE`` in the test module): each generated class lists them in
+  ``_hookloop_needs_missing_service``; they are deselected (not skipped, not
+  xfailed, never counted as passes), and the terminal summary says, per
+  target, how many were deselected for which missing distribution.
 * SIGINT: test_runners interrupts itself with ``_thread.interrupt_main()``
   and expects ``asyncio.Runner`` to turn that into a cancellation, which
   Runner only does when SIGINT has Python's default handler.  A process
@@ -21,8 +26,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import Counter
 
 import pytest
+
+_missing_service_key = pytest.StashKey[Counter]()
 
 
 def pytest_configure(config):
@@ -38,6 +46,7 @@ def pytest_collection_modifyitems(config, items):
     elif wanted:
         wanted = {n.strip() for n in str(wanted).split(",") if n.strip()}
     keep, drop = [], []
+    missing = config.stash.setdefault(_missing_service_key, Counter())
     for item in items:
         cls = getattr(item, "cls", None)
         backend = getattr(cls, "_hookloop_backend", None)
@@ -45,6 +54,12 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
             continue
         if wanted and backend != "asyncio" and backend not in wanted:
+            drop.append(item)
+            continue
+        needs = getattr(cls, "_hookloop_needs_missing_service", {}).get(item.name)
+        if needs is not None:
+            kind, distribution, _ = needs
+            missing[backend, kind, distribution] += 1
             drop.append(item)
             continue
         reason = getattr(cls, "_hookloop_known_incompatible", {}).get(item.name)
@@ -61,3 +76,14 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    missing = config.stash.get(_missing_service_key, None)
+    if not missing:
+        return
+    terminalreporter.section("CPython conformance: tests needing a missing plugin")
+    for (backend, kind, distribution), count in sorted(missing.items()):
+        terminalreporter.write_line(
+            f"{backend}: {count} {kind} tests deselected ({distribution} is not installed)"
+        )

@@ -118,11 +118,77 @@ SUITES = [
     "taskgroups",
     "timeouts",
     "runners",
+    # networking (issue #4)
+    "events",
+    "sock_lowlevel",
+    "sendfile",
+    "server",
+    "buffered_proto",
+    "streams",
 ]
 
 # "suite::TestClass::test_method" (fnmatch patterns) -> why it cannot pass on
 # a loop that is not asyncio's.  Applies to hookloop targets only.
 KNOWN_INCOMPATIBLE: dict[str, str] = {}
+
+# Tests that need an optional service: "suite::TestClass::test_method" (fnmatch
+# patterns) -> (service kind, as in hookloop.assembly.FEATURES, what in the test
+# body needs it).  On a hookloop target whose recipe has no factory for that
+# kind they are deselected at collection (see the module docstring); the
+# baseline and targets with the plugin run them.  Made by reading the bodies:
+# a name is not enough (events' test_connect_accepted_socket_ssl_timeout_for_
+# plain_socket only checks argument validation and needs no TLS; streams'
+# test_streamwriter_start_tls_updates_reader_transport mocks loop.start_tls).
+NEEDS_SERVICE: dict[str, tuple[str, str]] = {
+    # ---- TLS (hookloop-tls, issue #5)
+    "events::*::test_create_*ssl*": (
+        "tls",
+        "create_connection/create_server/create_unix_* with ssl= (run_test_server(use_ssl=True), "
+        "dummy_ssl_context, SSLContext)",
+    ),
+    "events::*::test_ssl_connect_accepted_socket": (
+        "tls",
+        "connect_accepted_socket(ssl=simple_server_sslcontext())",
+    ),
+    "sendfile::*::test_sendfile_ssl*": (
+        "tls",
+        "prepare_sendfile(is_ssl=True): create_server/create_connection with ssl=",
+    ),
+    "streams::*::test_open_connection_no_loop_ssl": (
+        "tls",
+        "open_connection(ssl=dummy_ssl_context())",
+    ),
+    "streams::*::test_open_unix_connection_no_loop_ssl": (
+        "tls",
+        "open_unix_connection(ssl=dummy_ssl_context())",
+    ),
+    "streams::*::test_start_tls": ("tls", "StreamWriter.start_tls() over a real connection"),
+    "streams::*::test_start_tls_buffered_data": (  # 3.13+
+        "tls",
+        "StreamWriter.start_tls() over a real connection",
+    ),
+    # ---- subprocesses (hookloop-subprocess, issue #6)
+    "events::*::test_subprocess_*": (
+        "subprocess",
+        "SubprocessTestsMixin: subprocess_exec/subprocess_shell",
+    ),
+    "streams::*::test_read_all_from_pipe_reader": (  # up to 3.11
+        "subprocess",
+        "create_subprocess_exec() with a SafeChildWatcher",
+    ),
+}
+
+# "suite::TestClass" -> why it stays on the asyncio loop class it names and is
+# not generated for hookloop targets (the baseline keeps it).
+ASYNCIO_LOOP_CLASSES: dict[str, str] = {
+    "server::ProactorStartServerTests": "new_loop() is asyncio.ProactorEventLoop (Windows only)",
+    "buffered_proto::BufferedProtocolProactorTests": (
+        "new_loop() is asyncio.ProactorEventLoop (Windows only)"
+    ),
+    "events::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
+    "sock_lowlevel::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
+    "sendfile::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
+}
 
 BASELINE = "asyncio"
 
@@ -138,6 +204,9 @@ class Target:
     new_loop: Callable[[], asyncio.AbstractEventLoop]
     new_policy: Callable[[], object]  # None means "asyncio's default policy"
     is_baseline: bool = False
+    # Service kinds (as in NEEDS_SERVICE) no installed plugin provides, with the
+    # distribution that would: their tests are deselected on this target.
+    missing_services: tuple[tuple[str, str], ...] = ()
 
 
 def _hookloop_targets() -> tuple[list[Target], str | None]:
@@ -159,18 +228,74 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
     if not names:
         return [], "hookloop reports no available backend"
 
+    policy_class = _with_child_watcher_slot(hookloop.EventLoopPolicy)
+
     def policy_for(name):
         def new_policy():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return hookloop.EventLoopPolicy(backend=name)
+                return policy_class(backend=name)
 
         return new_policy
 
+    try:
+        missing = {name: _missing_services(name) for name in names}
+    except Exception:  # noqa: BLE001
+        return [], "hookloop.assembly.recipe() failed:\n" + traceback.format_exc(limit=3)
+
     return [
-        Target(name, functools.partial(hookloop.new_event_loop, name), policy_for(name))
+        Target(
+            name,
+            functools.partial(hookloop.new_event_loop, name),
+            policy_for(name),
+            missing_services=missing[name],
+        )
         for name in names
     ], None
+
+
+def _with_child_watcher_slot(policy_class: type) -> type:
+    """``policy_class`` with asyncio's Unix child-watcher slot where it has none.
+
+    ``hookloop.EventLoopPolicy`` refuses ``get/set_child_watcher`` with
+    NotImplementedError (hookloop-subprocess watches children itself), as
+    uvloop's policy and asyncio's Windows policies do.  Python < 3.14 fixtures
+    (events' ``UnixEventLoopTestsMixin`` and ``GetEventLoopTestsMixin``
+    setUp/tearDown) install a ``SafeChildWatcher`` through the policy for
+    every test, for the sake of the subprocess tests.  Where the policy
+    refuses, the harness keeps that watcher in a plain slot (set stores, get
+    returns it, ``None`` at first), as asyncio's Unix policy does.  No test
+    outside the subprocess ones (hookloop-subprocess) looks at the watcher.
+    """
+
+    class HarnessPolicy(policy_class):
+        _harness_child_watcher = None
+
+        def get_child_watcher(self):
+            try:
+                return super().get_child_watcher()
+            except NotImplementedError:
+                return self._harness_child_watcher
+
+        def set_child_watcher(self, watcher):
+            try:
+                return super().set_child_watcher(watcher)
+            except NotImplementedError:
+                self._harness_child_watcher = watcher
+
+    HarnessPolicy.__name__ = HarnessPolicy.__qualname__ = f"Harness{policy_class.__name__}"
+    return HarnessPolicy
+
+
+def _missing_services(backend: str) -> tuple[tuple[str, str], ...]:
+    """(kind, distribution) for each NEEDS_SERVICE kind the backend's recipe lacks."""
+    from hookloop import assembly
+
+    factories = assembly.recipe(backend).factories
+    kinds = sorted({kind for kind, _ in NEEDS_SERVICE.values()})
+    return tuple(
+        (kind, assembly.FEATURES[kind][1]) for kind in kinds if factories.get(kind) is None
+    )
 
 
 def _baseline_target() -> Target:
@@ -276,11 +401,52 @@ def _runners_new_loop(target: Target):
     return new_loop
 
 
-# suite -> {method name: builder(target) -> method}.  A method is replaced only
-# in classes that have it.  Suites whose loop-making method pokes BaseEventLoop
-# internals in the tests themselves must not be listed here.
-LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable]]] = {
+def _target_loop_method(target: Target):
+    """``create_event_loop``/``new_loop``: the target's loop; the baseline keeps the original.
+
+    The originals build ``asyncio.SelectorEventLoop(<one selector>)`` (one
+    class per selector, see "Per-selector classes") or plain
+    ``asyncio.SelectorEventLoop()``; the tests only use what they return.
+    """
+    if target.is_baseline:
+        return None
+
+    def make_loop(self):
+        return target.new_loop()
+
+    return make_loop
+
+
+def _own_loop_set_up(target: Target):
+    """setUp of classes that build ``asyncio.SelectorEventLoop()`` in setUp itself.
+
+    The original (3.14's events.UnixPipeObjectSupportTests) is, in full:
+    ``super().setUp(); self.loop = asyncio.SelectorEventLoop();
+    self.addCleanup(self.loop.close)``; this is the same on the target's loop.
+    """
+    if target.is_baseline:
+        return None
+
+    def setUp(self):  # noqa: N802 - unittest's name
+        unittest.TestCase.setUp(self)
+        self.loop = target.new_loop()
+        self.addCleanup(self.loop.close)
+
+    return setUp
+
+
+# "suite" or "suite::TestClass" -> {method name: builder(target) -> method, or
+# None to keep the original}.  A method is replaced only in classes that have
+# it.  Suites whose loop-making method pokes BaseEventLoop internals in the
+# tests themselves must not be listed here.
+LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable | None]]] = {
     "runners": {"new_loop": _runners_new_loop},
+    "events": {"create_event_loop": _target_loop_method},
+    "events::UnixPipeObjectSupportTests": {"setUp": _own_loop_set_up},  # 3.14
+    "sock_lowlevel": {"create_event_loop": _target_loop_method},
+    "sendfile": {"create_event_loop": _target_loop_method},
+    "server": {"new_loop": _target_loop_method},
+    "buffered_proto": {"new_loop": _target_loop_method},
 }
 
 
@@ -329,19 +495,28 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
         else:
             NOT_SUBSTITUTED.append(f"{suite}::{cls.__name__} (loop_factory={current!r})")
 
-    for meth, builder in LOOP_METHODS.get(suite, {}).items():
-        if hasattr(cls, meth):
-            ns[meth] = builder(target)
+    for key in (suite, f"{suite}::{cls.__name__}"):
+        for meth, builder in LOOP_METHODS.get(key, {}).items():
+            if hasattr(cls, meth):
+                method = builder(target)
+                if method is not None:
+                    ns[meth] = method
 
     if not target.is_baseline:
         loader = unittest.TestLoader()
-        xfails = {}
+        xfails, needs = {}, {}
+        missing = dict(target.missing_services)
         for test_name in loader.getTestCaseNames(cls):
             test_id = f"{suite}::{cls.__name__}::{test_name}"
             for pattern, reason in KNOWN_INCOMPATIBLE.items():
                 if fnmatch.fnmatchcase(test_id, pattern):
                     xfails[test_name] = reason
+            for pattern, (kind, why) in NEEDS_SERVICE.items():
+                if kind in missing and fnmatch.fnmatchcase(test_id, pattern):
+                    needs[test_name] = (kind, missing[kind], why)
         ns["_hookloop_known_incompatible"] = xfails
+        # Deselected at collection by conftest.py (never run, never counted).
+        ns["_hookloop_needs_missing_service"] = needs
     return ns
 
 
@@ -364,6 +539,32 @@ def _suite_test_cases(module) -> list[tuple[str, type]]:
         ):
             found.append((name, obj))
     return found
+
+
+def _per_selector_choice(cases: list[tuple[str, type]], target: Target) -> set[str]:
+    """Names of the per-selector classes *not* to generate for a hookloop target.
+
+    A per-selector group is two or more concrete classes of one suite that have
+    the same bases and each define ``create_event_loop`` themselves
+    (``EPollEventLoopTests``, ``PollEventLoopTests``, ``SelectEventLoopTests``,
+    ``KqueueEventLoopTests``...: one asyncio selector each).  On a hookloop
+    target they would all run the same loop, so one is kept: the one named
+    after the backend (``PollEventLoopTests`` for ``poll``) if the group has
+    it, else the first the suite defines.
+    """
+    groups: dict[tuple[type, ...], list[type]] = {}
+    for _, cls in cases:
+        if "create_event_loop" in vars(cls):
+            groups.setdefault(cls.__bases__, []).append(cls)
+    dropped = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda c: c.create_event_loop.__code__.co_firstlineno)
+        named = [c for c in members if c.__name__.lower() == f"{target.name}eventlooptests"]
+        keep = (named or members)[0]
+        dropped.update(c.__name__ for c in members if c is not keep)
+    return dropped
 
 
 def _camel(suite: str) -> str:
@@ -391,13 +592,17 @@ def _import_suite(suite: str):
 
 def _build() -> dict[str, object]:
     generated: dict[str, object] = {}
-    targets, why_not = _hookloop_targets()
+    baseline = os.environ.get("HOOKLOOP_CONFORMANCE_BASELINE", "")
+    if baseline == "only":
+        targets, why_not = [], None
+    else:
+        targets, why_not = _hookloop_targets()
     if why_not is not None:
         generated["test_hookloop_unavailable"] = _skipped_test(
             "test_hookloop_unavailable",
             f"{why_not}\nonly asyncio's own loop (the baseline) runs",
         )
-    if why_not is not None or os.environ.get("HOOKLOOP_CONFORMANCE_BASELINE") == "1":
+    if why_not is not None or baseline in ("1", "only"):
         targets.append(_baseline_target())
 
     try:
@@ -418,7 +623,12 @@ def _build() -> dict[str, object]:
             continue
         cases = _suite_test_cases(module)
         for target in targets:
+            skip = set() if target.is_baseline else _per_selector_choice(cases, target)
             for _, cls in cases:
+                if not target.is_baseline and (
+                    cls.__name__ in skip or f"{suite}::{cls.__name__}" in ASYNCIO_LOOP_CLASSES
+                ):
+                    continue
                 name = f"Test{_camel(suite)}_{target.name}__{cls.__name__}"
                 assert name not in generated, f"duplicate generated class {name}"
                 ns = _class_namespace(target, suite, module, cls)
