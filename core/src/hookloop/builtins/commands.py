@@ -44,8 +44,9 @@ def hookloop_add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("plugins", help="list installed plugins and backends")
     p.set_defaults(func=_cmd_plugins)
     p = subparsers.add_parser(
-        "demo", help="time scheduling workloads on each backend and on asyncio's loop")
+        "demo", help="time scheduling and network workloads on each backend and on asyncio's loop")
     p.add_argument("--rounds", type=int, default=3, help="runs per subject and workload")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the workload sizes")
+    p.add_argument("--workloads", metavar="A,B", help="only these workloads (default: all)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=_cmd_demo)
