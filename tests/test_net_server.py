@@ -1,0 +1,445 @@
+"""TCP servers: create_server options and the Server object."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+import pytest
+from net_helpers import (
+    Echo,
+    KeepOpenEcho,
+    Recorder,
+    barrier,
+    close_server,
+    connect,
+    error_event,
+    has_ipv6,
+    no_fd_leak,
+    run,
+    start_server,
+)
+
+needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
+
+
+async def _echo_once(loop, address, payload=b"ping"):
+    tr, pr = await connect(loop, address)
+    tr.write(payload)
+    got = await pr.received(len(payload))
+    tr.close()
+    await pr.lost
+    return got
+
+
+def test_server_port_zero_gets_a_port(hookloop_loop):
+    async def main():
+        server, (host, port), _ = await start_server(hookloop_loop)
+        assert host == "127.0.0.1"
+        assert port != 0
+        assert await _echo_once(hookloop_loop, (host, port)) == b"ping"
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_accepts_many_clients(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop)
+        results = await asyncio.gather(*(_echo_once(hookloop_loop, addr, b"%d" % i)
+                                         for i in range(20)))
+        assert results == [b"%d" % i for i in range(20)]
+        assert len(protocols) == 20
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_host_list(hookloop_loop):
+    async def main():
+        server = await hookloop_loop.create_server(Echo, ["127.0.0.1", "127.0.0.2"], 0)
+        hosts = sorted(s.getsockname()[0] for s in server.sockets)
+        assert hosts == ["127.0.0.1", "127.0.0.2"]
+        for s in server.sockets:
+            assert await _echo_once(hookloop_loop, s.getsockname()) == b"ping"
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+@needs_ipv6
+def test_server_host_list_two_families(hookloop_loop):
+    async def main():
+        server = await hookloop_loop.create_server(Echo, ["127.0.0.1", "::1"], 0)
+        families = sorted(s.family for s in server.sockets)
+        assert families == sorted([socket.AF_INET, socket.AF_INET6])
+        for s in server.sockets:
+            assert await _echo_once(hookloop_loop, s.getsockname()[:2]) == b"ping"
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_all_interfaces(hookloop_loop):
+    async def main():
+        server = await hookloop_loop.create_server(Echo, None, 0)
+        assert server.sockets
+        for s in server.sockets:
+            assert s.getsockname()[0] in ("0.0.0.0", "::")
+        for s in server.sockets:
+            host = "::1" if s.family == socket.AF_INET6 else "127.0.0.1"
+            assert await _echo_once(hookloop_loop, (host, s.getsockname()[1])) == b"ping"
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_empty_host_is_all_interfaces(hookloop_loop):
+    async def main():
+        server = await hookloop_loop.create_server(Echo, "", 0)
+        assert {s.getsockname()[0] for s in server.sockets} <= {"0.0.0.0", "::"}
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_reuse_address_default_on(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        sock = server.sockets[0]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_reuse_address_false(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop, reuse_address=False)
+        sock = server.sockets[0]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
+def test_server_reuse_port_lets_two_servers_share_a_port(hookloop_loop):
+    async def main():
+        one = await hookloop_loop.create_server(Echo, "127.0.0.1", 0, reuse_port=True)
+        port = one.sockets[0].getsockname()[1]
+        assert one.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0
+        two = await hookloop_loop.create_server(Echo, "127.0.0.1", port, reuse_port=True)
+        assert two.sockets[0].getsockname()[1] == port
+        assert await _echo_once(hookloop_loop, ("127.0.0.1", port)) == b"ping"
+        await close_server(one)
+        await close_server(two)
+
+    run(hookloop_loop, main())
+
+
+def test_server_port_in_use(hookloop_loop):
+    async def main():
+        one, addr, _ = await start_server(hookloop_loop)
+        with pytest.raises(OSError):
+            await hookloop_loop.create_server(Echo, *addr, reuse_port=False)
+        await close_server(one)
+
+    run(hookloop_loop, asyncio.sleep(0))
+    with no_fd_leak():
+        run(hookloop_loop, main())
+
+
+def _completed_handshakes(address, attempts):
+    """Connect ``attempts`` sockets to a listener nobody accepts from; return
+    how many the kernel completed (its accept queue is the backlog)."""
+    import select
+
+    socks = []
+    try:
+        for _ in range(attempts):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(address)
+            socks.append(s)
+        # Completed ones are writable at once; the rest stay pending.
+        _, writable, _ = select.select([], socks, [], 1.0)
+        return sum(1 for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("backlog", [1, 5])
+def test_server_backlog_bounds_the_accept_queue(hookloop_loop, backlog):
+    async def main():
+        return await start_server(hookloop_loop, backlog=backlog)
+
+    server, addr, _ = run(hookloop_loop, main())
+    try:
+        # The loop is not running, so nothing is accepted: the kernel
+        # completes handshakes until the accept queue (backlog + 1 on Linux)
+        # is full.
+        done = _completed_handshakes(addr, backlog + 4)
+        assert backlog <= done <= backlog + 1
+    finally:
+        run(hookloop_loop, close_server(server))
+
+
+def test_server_start_serving_false(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, start_serving=False)
+        assert not server.is_serving()
+        await server.start_serving()
+        assert server.is_serving()
+        assert await _echo_once(hookloop_loop, addr) == b"ping"
+        assert len(protocols) == 1
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_with_sock(hookloop_loop):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    address = sock.getsockname()
+
+    async def main():
+        server = await hookloop_loop.create_server(Echo, sock=sock)
+        assert [s.fileno() for s in server.sockets] == [sock.fileno()]
+        assert await _echo_once(hookloop_loop, address) == b"ping"
+        await close_server(server)
+
+    try:
+        run(hookloop_loop, main())
+    finally:
+        sock.close()
+
+
+def test_server_close(hookloop_loop):
+    async def main():
+        server, addr, _ = await start_server(hookloop_loop)
+        assert server.is_serving()
+        server.close()
+        assert not server.is_serving()
+        await server.wait_closed()
+        assert not server.sockets
+        with pytest.raises(ConnectionRefusedError):
+            await connect(hookloop_loop, addr)
+
+    run(hookloop_loop, asyncio.sleep(0))
+    with no_fd_leak():
+        run(hookloop_loop, main())
+
+
+def test_server_close_keeps_accepted_connections(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"one")
+        await pr.received(3)
+        server.close()
+        tr.write(b"two")
+        assert await pr.received(6) == b"onetwo"
+        assert not protocols[0].lost.done()
+        tr.close()
+        await pr.lost
+        await protocols[0].lost
+        await server.wait_closed()
+
+    run(hookloop_loop, main())
+
+
+def test_server_close_twice(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        server.close()
+        server.close()
+        await server.wait_closed()
+        await server.wait_closed()
+
+    run(hookloop_loop, main())
+
+
+def test_server_get_loop(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        assert server.get_loop() is hookloop_loop
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_sockets_is_a_tuple_of_sockets(hookloop_loop):
+    async def main():
+        server, addr, _ = await start_server(hookloop_loop)
+        sockets = server.sockets
+        assert isinstance(sockets, tuple)
+        assert sockets[0].getsockname()[:2] == addr
+        assert sockets[0].family == socket.AF_INET
+        assert sockets[0].type == socket.SOCK_STREAM
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_async_with_closes(hookloop_loop):
+    async def main():
+        server, addr, _ = await start_server(hookloop_loop)
+        async with server as entered:
+            assert entered is server
+            assert await _echo_once(hookloop_loop, addr) == b"ping"
+        assert not server.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await connect(hookloop_loop, addr)
+
+    run(hookloop_loop, main())
+
+
+def test_serve_forever_serves_until_cancelled(hookloop_loop):
+    async def main():
+        server, addr, _ = await start_server(hookloop_loop, start_serving=False)
+        task = asyncio.ensure_future(server.serve_forever())
+        await asyncio.sleep(0)  # one step: the task starts serving
+        assert await _echo_once(hookloop_loop, addr) == b"ping"
+        assert server.is_serving()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not server.is_serving()
+        await server.wait_closed()
+
+    run(hookloop_loop, main())
+
+
+def test_serve_forever_twice_is_an_error(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        task = asyncio.ensure_future(server.serve_forever())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError):
+            await server.serve_forever()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(hookloop_loop, main())
+
+
+def test_serve_forever_on_closed_server_is_an_error(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        await close_server(server)
+        with pytest.raises(RuntimeError):
+            await server.serve_forever()
+
+    run(hookloop_loop, main())
+
+
+def test_serve_forever_returns_when_closed(hookloop_loop):
+    async def main():
+        server, _, _ = await start_server(hookloop_loop)
+        task = asyncio.ensure_future(server.serve_forever())
+        await asyncio.sleep(0)
+        server.close()
+        # serve_forever is cancelled by close() (asyncio's behaviour).
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(hookloop_loop, main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="wait_closed() waits for connections since Python 3.12")
+def test_wait_closed_waits_for_connections(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"x")
+        await pr.received(1)
+        server.close()
+        waiter = asyncio.ensure_future(server.wait_closed())
+        await barrier(hookloop_loop)
+        assert not waiter.done()
+        protocols[0].transport.close()
+        await waiter
+        assert protocols[0].lost.done()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13),
+                    reason="Server.close_clients() is new in Python 3.13")
+def test_server_close_clients(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"x" * 10)
+        await pr.received(10)
+        server.close()
+        server.close_clients()
+        assert await protocols[0].lost is None
+        assert await pr.received(11) == b"x" * 10
+        await pr.lost
+        await server.wait_closed()
+
+    run(hookloop_loop, main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13),
+                    reason="Server.abort_clients() is new in Python 3.13")
+def test_server_abort_clients(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"x")
+        await pr.received(1)
+        server.close()
+        server.abort_clients()
+        assert await protocols[0].lost is None
+        assert protocols[0].lost_calls == 1
+        await pr.lost
+        await server.wait_closed()
+
+    run(hookloop_loop, main())
+
+
+def test_server_connection_closed_by_client_calls_lost_once(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, factory=Recorder)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"abc")
+        tr.write_eof()
+        await protocols[0].lost
+        assert protocols[0].data == b"abc"
+        assert protocols[0].events == ["made", "data", "eof", "lost"]
+        await pr.lost
+        await asyncio.sleep(0)
+        assert protocols[0].lost_calls == 1
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_server_protocol_factory_error_is_reported_in_debug_mode(hookloop_loop,
+                                                                hookloop_errors):
+    # asyncio reports a failing protocol factory in debug mode only.
+    hookloop_loop.set_debug(True)
+
+    async def main():
+        def factory():
+            raise ZeroDivisionError("no protocol")
+
+        reported = error_event(hookloop_loop, hookloop_errors)
+        server = await hookloop_loop.create_server(factory, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        tr, pr = await connect(hookloop_loop, addr)
+        await reported.wait()
+        tr.close()
+        await pr.lost
+        await close_server(server)
+
+    run(hookloop_loop, main())
+    context = hookloop_errors.expect("", ZeroDivisionError)
+    assert context["exception"].args == ("no protocol",)
