@@ -5,12 +5,13 @@
 #   bash tests/conformance/run_py314.sh [PYTEST ARGS...]
 #   HOOKLOOP_CONFORMANCE_BASELINE=1 bash tests/conformance/run_py314.sh     # + asyncio's loop
 #   bash tests/conformance/run_py314.sh --hookloop-backend=epoll -x
+#   HOOKLOOP_CONFORMANCE_BASELINE=only bash tests/conformance/run_py314.sh -k "TestStreams_"
 #
-# Steps: build wheels of core and the poller plugins on the host (pip wheel --no-deps; they
-# are pure Python), copy them into the chroot, install them into /opt/v314 with
-# --no-index --force-reinstall --no-deps (pluggy and pytest are already there), copy
-# tests/conformance and the workspace pytest config into /opt/hl, run pytest there and
-# print its summary line.  Exits with pytest's status.
+# Steps: build wheels of core, the poller backends and the tls/subprocess plugins (when present)
+# on the host (pip wheel --no-deps; they are pure Python), copy them into the chroot, install
+# them into /opt/v314 with --no-index --force-reinstall --no-deps (pluggy and pytest are already
+# there), copy tests/conformance and the workspace pytest config into /opt/hl, run pytest there
+# and print its summary line.  Exits with pytest's status.
 #
 # Environment: PY314_ROOT (chroot, default /tmp/sid), PY314_CHROOT_TOOL (the script that makes
 # the chroot, default /work/shared/tools/py314-chroot.sh; run when the chroot is missing or its
@@ -23,7 +24,12 @@ REPO=$(cd "$HERE/../.." && pwd)
 R=${PY314_ROOT:-/tmp/sid}
 TOOL=${PY314_CHROOT_TOOL:-/work/shared/tools/py314-chroot.sh}
 PY=/opt/v314/bin/python
-DISTS=("$REPO/core" "$REPO/plugins/select_backend" "$REPO/plugins/epoll_backend")
+# The core, every poller backend, and the TLS and subprocess plugins once they exist (their
+# tests are deselected while they are missing).  Not the bench plugin: it is not needed here.
+DISTS=("$REPO/core")
+for d in "$REPO"/plugins/*_backend "$REPO/plugins/tls" "$REPO/plugins/subprocess"; do
+  if [ -f "$d/pyproject.toml" ]; then DISTS+=("$d"); fi
+done
 
 if [ -z "${HOST_PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then HOST_PYTHON=$REPO/.venv/bin/python; else HOST_PYTHON=python3; fi

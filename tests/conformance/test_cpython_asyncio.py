@@ -18,6 +18,12 @@ in ``SUITES``; a suite whose tests create loops through an overridable method
 (``new_loop``, ``create_event_loop``...) gets one more entry in
 ``LOOP_METHODS``.
 
+The suites: the scheduling ones (tasks, locks, queues, taskgroups, timeouts,
+runners) and the networking ones of issue #4 (events, sock_lowlevel,
+sendfile, server, buffered_proto, streams).  Run one group with ``-k``, e.g.
+``-k "TestEvents_ or TestSockLowlevel_ or TestSendfile_ or TestServer_ or
+TestBufferedProto_ or TestStreams_"``.
+
 How our loop gets in (the "harness")
 ------------------------------------
 * For the whole of ``TestCase.run()`` (setUp, the test, tearDown, cleanups, and
@@ -53,10 +59,57 @@ How our loop gets in (the "harness")
   with ``asyncio.SelectorEventLoop``, which proves it honest: the baseline's
   counts equal those of the unmodified suites.
 
+* ``create_event_loop`` (events, sock_lowlevel, sendfile) and ``new_loop``
+  (server, buffered_proto) return the target's loop on hookloop targets; the
+  originals build ``asyncio.SelectorEventLoop(...)``.  3.14's
+  ``events.UnixPipeObjectSupportTests`` builds ``asyncio.SelectorEventLoop()``
+  in ``setUp`` itself; its 3-line setUp is redone on the target's loop.  The
+  baseline keeps all the originals.  test_streams' ``StreamTests`` and the
+  other events classes call ``asyncio.new_event_loop()``: the policy does it.
+* Child watchers (Python < 3.14): ``hookloop.EventLoopPolicy`` refuses
+  ``get/set_child_watcher`` (as uvloop's and asyncio's Windows policies do),
+  but events' ``UnixEventLoopTestsMixin``/``GetEventLoopTestsMixin`` install a
+  ``SafeChildWatcher`` through the policy in every setUp.  The harness policy
+  is a subclass that, where the real one refuses, keeps the watcher in a
+  plain slot, as asyncio's Unix policy does; see ``_with_child_watcher_slot``.
+
+Per-selector classes
+--------------------
+events, sock_lowlevel and sendfile define their mixin once per asyncio
+selector (``KqueueEventLoopTests``, ``EPollEventLoopTests``,
+``PollEventLoopTests``, ``SelectEventLoopTests``, whichever the platform
+has), each differing only in ``create_event_loop``.  On a hookloop target the
+selector is irrelevant (every copy would run the same loop), so one class per
+such group is generated: the one named after the backend
+(``TestEvents_poll__PollEventLoopTests``) if there is one, else the first the
+suite defines.  A group is "two or more concrete classes with the same bases,
+each defining ``create_event_loop`` itself" (``_per_selector_choice``).  The
+baseline keeps every class as it is, so it runs each mixin once per selector.
+
+Classes that deliberately use one asyncio loop class are listed in
+``ASYNCIO_LOOP_CLASSES`` with the reason and are not generated for hookloop
+targets (the Proactor ones: Windows only; on Unix they are skipped on the
+baseline).
+
+TLS and subprocess tests
+------------------------
+TLS (hookloop-tls, issue #5) and subprocesses (hookloop-subprocess, issue #6)
+come from optional plugins.  ``NEEDS_SERVICE`` lists, per suite, the tests
+that need one (patterns made by reading the test bodies, not just the
+names).  On a hookloop target whose recipe (``hookloop.assembly.recipe(NAME)
+.factories``) has no factory for that service, they are *deselected* at
+collection (not skipped, not xfailed, never counted as passes), and the
+terminal summary prints one line per target and service, e.g.
+``epoll: 17 tls tests deselected (hookloop-tls is not installed)``.  Once the
+plugin is installed they run like any other test.  The baseline runs them all.
+
 What stays on asyncio's loop (by the test's own choice, not ours): tests on
 ``new_test_loop()``; tests passing ``loop_factory=asyncio.EventLoop`` to
 ``asyncio.run`` or constructing ``asyncio.EventLoop()``/``SelectorEventLoop()``
-themselves; mock loops.
+themselves; mock loops; events' ``PolicyTests`` (they test
+``asyncio.DefaultEventLoopPolicy`` itself) and ``HandleTests``/``TimerTests``
+(mock loops, except ``test_handle_source_traceback``, which gets ours through
+the policy).
 
 Selecting targets
 -----------------
@@ -69,6 +122,8 @@ Selecting targets
 * ``HOOKLOOP_CONFORMANCE_BASELINE=1`` adds the target ``asyncio``: asyncio's
   own ``SelectorEventLoop`` through the default policy, with the same harness.
   Compare its counts with a backend's to see what hookloop changes.
+  ``HOOKLOOP_CONFORMANCE_BASELINE=only`` runs the baseline alone (no hookloop
+  target; hookloop need not even be importable), to validate the harness.
 * If ``import hookloop`` fails (the core is missing or broken), only the
   baseline runs (whatever the variable says), plus one skipped test naming the
   import error, so that the harness itself can still be exercised.
@@ -644,6 +699,14 @@ globals().update(_build())
 if __name__ == "__main__":  # a quick inventory, no tests run
     classes = [v for k, v in dict(globals()).items() if k.startswith("Test")]
     loader = unittest.TestLoader()
+    ids = set()
     for c in classes:
-        print(f"{c.__name__}: {len(loader.getTestCaseNames(c))} tests")
+        names = loader.getTestCaseNames(c)
+        needs = getattr(c, "_hookloop_needs_missing_service", {})
+        extra = f" ({len(needs)} deselected: missing service)" if needs else ""
+        print(f"{c.__name__}: {len(names)} tests{extra}")
+        ids.update(f"{c._hookloop_suite}::{c.__mro__[2].__name__}::{n}" for n in names)
     print("loop_factory not substituted:", NOT_SUBSTITUTED or "none")
+    for table in ("NEEDS_SERVICE", "KNOWN_INCOMPATIBLE"):
+        unused = [p for p in globals()[table] if not fnmatch.filter(ids, p)]
+        print(f"{table} patterns matching no test in this Python:", unused or "none")
