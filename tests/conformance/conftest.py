@@ -39,6 +39,8 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# trylast: after -k/-m deselection, so the missing-plugin counts cover only what was asked for.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     wanted = config.getoption("hookloop_backend", default=None)
     if isinstance(wanted, (list, tuple)):
