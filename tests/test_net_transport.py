@@ -1,0 +1,502 @@
+"""The stream transport API and protocols (Protocol, BufferedProtocol)."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from net_helpers import (
+    Echo,
+    KeepOpen,
+    Recorder,
+    barrier,
+    close_server,
+    connect,
+    no_fd_leak,
+    run,
+    start_server,
+)
+
+
+@pytest.fixture
+def raw_peer(hookloop_loop):
+    """``make()`` -> (transport, protocol, peer): a transport on one end of a
+    TCP connection and a plain non-blocking socket on the other."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    peers = []
+
+    async def make(factory=Recorder):
+        tr, pr = await connect(hookloop_loop, listener.getsockname(), factory)
+        peer, _ = listener.accept()
+        peer.setblocking(False)
+        peers.append(peer)
+        return tr, pr, peer
+
+    yield make
+    listener.close()
+    for p in peers:
+        p.close()
+
+
+async def _read_all(loop, sock, n=None):
+    """Read from ``sock`` until EOF (or ``n`` bytes)."""
+    data = bytearray()
+    while n is None or len(data) < n:
+        chunk = await loop.sock_recv(sock, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def test_write_and_writelines(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.write(b"a")
+        tr.write(bytearray(b"b"))
+        tr.write(memoryview(b"xcx")[1:2])
+        tr.writelines([b"d", bytearray(b"e"), memoryview(b"f")])
+        tr.writelines(iter([b"g", b"h"]))
+        tr.close()
+        assert await _read_all(hookloop_loop, peer) == b"abcdefgh"
+        assert await pr.lost is None
+
+    run(hookloop_loop, main())
+
+
+def test_write_empty_is_a_no_op(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.write(b"")
+        tr.writelines([])
+        assert tr.get_write_buffer_size() == 0
+        tr.write(b"z")
+        tr.close()
+        assert await _read_all(hookloop_loop, peer) == b"z"
+
+    run(hookloop_loop, main())
+
+
+def test_write_eof_half_close(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer(KeepOpen)
+        assert tr.can_write_eof()
+        tr.write(b"request")
+        tr.write_eof()
+        assert await _read_all(hookloop_loop, peer) == b"request"
+        # The other direction still works.
+        await hookloop_loop.sock_sendall(peer, b"reply")
+        assert await pr.received(5) == b"reply"
+        assert not pr.lost.done()
+        peer.shutdown(socket.SHUT_WR)
+        await pr.eof
+        # eof_received returned True: the transport stays until closed.
+        assert not pr.lost.done()
+        tr.close()
+        assert await pr.lost is None
+        assert pr.events == ["made", "data", "eof", "lost"]
+
+    run(hookloop_loop, main())
+
+
+def test_write_eof_twice_is_harmless(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer(KeepOpen)
+        tr.write_eof()
+        tr.write_eof()
+        assert await _read_all(hookloop_loop, peer) == b""
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_eof_received_false_closes_transport(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer(Recorder)
+        peer.shutdown(socket.SHUT_WR)
+        assert await pr.lost is None
+        assert tr.is_closing()
+        assert pr.events == ["made", "eof", "lost"]
+
+    run(hookloop_loop, main())
+
+
+def test_get_extra_info(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        sock = tr.get_extra_info("socket")
+        assert sock.family == socket.AF_INET
+        assert sock.type == socket.SOCK_STREAM
+        assert tr.get_extra_info("sockname") == peer.getpeername()
+        assert tr.get_extra_info("peername") == peer.getsockname()
+        assert sock.getsockname() == tr.get_extra_info("sockname")
+        assert tr.get_extra_info("no such key") is None
+        assert tr.get_extra_info("no such key", "dflt") == "dflt"
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_pause_and_resume_reading(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        assert tr.is_reading()
+        tr.pause_reading()
+        assert not tr.is_reading()
+        tr.pause_reading()  # idempotent
+        peer.send(b"held")
+        await barrier(hookloop_loop)
+        assert pr.data == b""
+        tr.resume_reading()
+        assert tr.is_reading()
+        tr.resume_reading()  # idempotent
+        assert await pr.received(4) == b"held"
+        tr.close()
+        await pr.lost
+        assert not tr.is_reading()
+
+    run(hookloop_loop, main())
+
+
+def test_pause_reading_holds_back_eof(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.pause_reading()
+        peer.send(b"last")
+        peer.shutdown(socket.SHUT_WR)
+        await barrier(hookloop_loop)
+        assert pr.events == ["made"]
+        tr.resume_reading()
+        assert await pr.lost is None
+        assert pr.data == b"last"
+        assert pr.events == ["made", "data", "eof", "lost"]
+
+    run(hookloop_loop, main())
+
+
+def test_write_buffer_limits(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        tr.set_write_buffer_limits(high=1000)
+        assert tr.get_write_buffer_limits() == (250, 1000)
+        tr.set_write_buffer_limits(high=100, low=10)
+        assert tr.get_write_buffer_limits() == (10, 100)
+        tr.set_write_buffer_limits(low=100)
+        assert tr.get_write_buffer_limits() == (100, 400)
+        with pytest.raises(ValueError):
+            tr.set_write_buffer_limits(high=10, low=100)
+        with pytest.raises(ValueError):
+            tr.set_write_buffer_limits(high=-1, low=-2)
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_pause_and_resume_writing_at_water_marks(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+        chunk = b"w" * 65536
+        sent = 0
+        while not pr.paused:
+            tr.write(chunk)
+            sent += len(chunk)
+            assert sent < (256 << 20), "never paused"
+        assert tr.get_write_buffer_size() > 64 * 1024
+        assert pr.events[-1] == "pause"
+        tr.write(chunk)  # writing while paused is allowed, no second pause
+        sent += len(chunk)
+        assert pr.paused == 1
+        got = await _read_all(hookloop_loop, peer, sent)
+        await pr.resume_event.wait()
+        assert len(got) == sent
+        assert pr.resumed == 1
+        assert tr.get_write_buffer_size() == 0
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_get_write_buffer_size_counts_unsent_bytes(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.set_write_buffer_limits(high=1 << 30)
+        assert tr.get_write_buffer_size() == 0
+        tr.write(b"x" * (16 << 20))
+        pending = tr.get_write_buffer_size()
+        assert 0 < pending <= 16 << 20
+        tr.close()
+        assert len(await _read_all(hookloop_loop, peer)) == 16 << 20
+        assert tr.get_write_buffer_size() == 0
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_abort_drops_pending_data(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.set_write_buffer_limits(high=1 << 30)
+        tr.write(b"x" * (16 << 20))
+        assert tr.get_write_buffer_size() > 0
+        tr.abort()
+        assert tr.is_closing()
+        assert await pr.lost is None
+        try:
+            got = await _read_all(hookloop_loop, peer)
+        except ConnectionResetError:
+            got = b""
+        assert len(got) < 16 << 20
+        await asyncio.sleep(0)
+        assert pr.lost_calls == 1
+
+    run(hookloop_loop, main())
+
+
+def test_close_then_abort_calls_lost_once(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.close()
+        tr.abort()
+        tr.close()
+        assert await pr.lost is None
+        await barrier(hookloop_loop)
+        assert pr.lost_calls == 1
+
+    run(hookloop_loop, main())
+
+
+def test_is_closing(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        assert not tr.is_closing()
+        tr.close()
+        assert tr.is_closing()
+        await pr.lost
+        assert tr.is_closing()
+
+    run(hookloop_loop, main())
+
+
+def test_connection_lost_is_called_soon_not_inside_close(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        tr.close()
+        assert pr.lost_calls == 0
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_set_protocol(hookloop_loop, raw_peer):
+    async def main():
+        tr, first, peer = await raw_peer()
+        await hookloop_loop.sock_sendall(peer, b"one")
+        await first.received(3)
+        second = Recorder()
+        tr.set_protocol(second)
+        assert tr.get_protocol() is second
+        await hookloop_loop.sock_sendall(peer, b"two")
+        assert await second.received(3) == b"two"
+        assert first.data == b"one"
+        peer.close()
+        await second.lost
+        assert not first.lost.done()
+        assert second.lost_calls == 1
+
+    run(hookloop_loop, main())
+
+
+def test_transport_sock_is_not_closable_by_user(hookloop_loop, raw_peer):
+    # get_extra_info('socket') must not let a user pull the fd away from the
+    # transport behind its back (asyncio hands out a TransportSocket).
+    async def main():
+        tr, pr, peer = await raw_peer()
+        sock = tr.get_extra_info("socket")
+        fd = sock.fileno()
+        try:
+            sock.close()
+        except Exception:
+            pass
+        assert tr.get_extra_info("socket").fileno() == fd
+        tr.write(b"still open")
+        assert await _read_all(hookloop_loop, peer, 10) == b"still open"
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self, size):
+        loop = asyncio.get_running_loop()
+        self.buf = bytearray(size)
+        self.data = bytearray()
+        self.sizehints = []
+        self.eof = loop.create_future()
+        self.lost = loop.create_future()
+        self.lost_calls = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        self.sizehints.append(sizehint)
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        assert 0 < nbytes <= len(self.buf)
+        self.data += self.buf[:nbytes]
+
+    def eof_received(self):
+        self.eof.set_result(None)
+
+    def connection_lost(self, exc):
+        self.lost_calls += 1
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+def test_buffered_protocol_receives_everything(hookloop_loop, raw_peer):
+    payload = bytes(range(256)) * 4096  # 1 MiB
+
+    async def main():
+        tr, pr, peer = await raw_peer(lambda: Buffered(1000))
+        await hookloop_loop.sock_sendall(peer, payload)
+        peer.shutdown(socket.SHUT_WR)
+        await pr.eof
+        assert await pr.lost is None
+        assert pr.data == payload
+        assert len(pr.sizehints) >= len(payload) // 1000
+        assert all(isinstance(h, int) for h in pr.sizehints)
+        assert pr.lost_calls == 1
+
+    run(hookloop_loop, main())
+
+
+def test_buffered_protocol_memoryview_buffer(hookloop_loop, raw_peer):
+    class MV(Buffered):
+        def get_buffer(self, sizehint):
+            self.sizehints.append(sizehint)
+            return memoryview(self.buf)[:7]
+
+        def buffer_updated(self, nbytes):
+            assert 0 < nbytes <= 7
+            self.data += self.buf[:nbytes]
+
+    async def main():
+        tr, pr, peer = await raw_peer(lambda: MV(100))
+        await hookloop_loop.sock_sendall(peer, b"0123456789abcdef")
+        peer.close()
+        await pr.lost
+        assert pr.data == b"0123456789abcdef"
+
+    run(hookloop_loop, main())
+
+
+def test_buffered_protocol_empty_buffer_is_fatal(hookloop_loop, raw_peer, hookloop_errors):
+    class Empty(Buffered):
+        def get_buffer(self, sizehint):
+            return bytearray()
+
+    async def main():
+        tr, pr, peer = await raw_peer(lambda: Empty(1))
+        await hookloop_loop.sock_sendall(peer, b"x")
+        exc = await pr.lost
+        assert exc is not None
+        assert pr.lost_calls == 1
+
+    run(hookloop_loop, main())
+    hookloop_errors.expect("")
+
+
+def test_data_received_error_is_fatal(hookloop_loop, raw_peer, hookloop_errors):
+    class Failing(Recorder):
+        def data_received(self, data):
+            raise ZeroDivisionError("protocol bug")
+
+    async def main():
+        tr, pr, peer = await raw_peer(Failing)
+        await hookloop_loop.sock_sendall(peer, b"x")
+        exc = await pr.lost
+        assert isinstance(exc, ZeroDivisionError)
+        assert pr.lost_calls == 1
+        assert tr.is_closing()
+
+    run(hookloop_loop, main())
+    hookloop_errors.expect("", ZeroDivisionError)
+
+
+def test_add_reader_on_transport_fd_is_refused(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        fd = tr.get_extra_info("socket").fileno()
+        for method in (hookloop_loop.add_reader, hookloop_loop.add_writer):
+            with pytest.raises(RuntimeError):
+                method(fd, lambda: None)
+        for method in (hookloop_loop.remove_reader, hookloop_loop.remove_writer):
+            with pytest.raises(RuntimeError):
+                method(fd)
+        # The transport still works.
+        tr.write(b"ok")
+        assert await _read_all(hookloop_loop, peer, 2) == b"ok"
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_add_reader_on_server_accepted_fd_is_refused(hookloop_loop):
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop)
+        tr, pr = await connect(hookloop_loop, addr)
+        tr.write(b"x")
+        await pr.received(1)
+        fd = protocols[0].transport.get_extra_info("socket").fileno()
+        with pytest.raises(RuntimeError):
+            hookloop_loop.add_reader(fd, lambda: None)
+        tr.close()
+        await pr.lost
+        await close_server(server)
+
+    run(hookloop_loop, main())
+
+
+def test_fd_is_free_again_after_transport_closed(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        sock = tr.get_extra_info("socket")
+        fd = sock.fileno()
+        tr.close()
+        await pr.lost
+        # The fd number may be reused by a new socket; watching it works.
+        with socket.socket() as s:
+            if s.fileno() == fd:
+                hookloop_loop.add_reader(fd, lambda: None)
+                assert hookloop_loop.remove_reader(fd)
+
+    run(hookloop_loop, main())
+
+
+def test_echo_many_messages_in_order(hookloop_loop):
+    async def main():
+        server, addr, _ = await start_server(hookloop_loop, factory=Echo)
+        tr, pr = await connect(hookloop_loop, addr)
+        expected = b"".join(b"<%d>" % i for i in range(5000))
+        for i in range(5000):
+            tr.write(b"<%d>" % i)
+        assert await pr.received(len(expected)) == expected
+        tr.close()
+        await pr.lost
+        await close_server(server)
+
+    run(hookloop_loop, asyncio.sleep(0))
+    with no_fd_leak():
+        run(hookloop_loop, main())
