@@ -155,8 +155,8 @@ class TransportCore:
     # -- losing the connection -----------------------------------------
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
-        """Report ``exc`` (unless the peer merely went away) and abort."""
-        if isinstance(exc, OSError) and isinstance(exc, PEER_GONE):
+        """Report ``exc`` (unless it is a quiet one) and abort."""
+        if self._is_quiet_error(exc):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
@@ -167,6 +167,11 @@ class TransportCore:
                 "protocol": self._protocol,
             })
         self._force_close(exc)
+
+    def _is_quiet_error(self, exc: BaseException) -> bool:
+        """True if ``exc`` is logged at debug level instead of reported:
+        by default, the peer merely went away."""
+        return isinstance(exc, PEER_GONE)
 
     def _force_close(self, exc: BaseException | None) -> None:
         if self._lost:
@@ -249,6 +254,11 @@ class BufferedWriter(TransportCore):
     chunk the kernel took part of is replaced by a memoryview of the rest.
     Data the caller may mutate later (``bytearray``, ``memoryview``) is
     copied when it has to wait in the buffer, never when it is sent at once.
+
+    ``_sendfile_waiter`` is None unless ``loop.sendfile()`` owns the fd (see
+    :mod:`.sendfile`): then it is the future that sendfile awaits, writes
+    are refused, the future is resolved when the buffer becomes empty and
+    failed if the connection is lost first.
     """
 
     __slots__ = ()
@@ -259,11 +269,13 @@ class BufferedWriter(TransportCore):
     _send: Callable[[Any], int]
     _sendv: Callable[[list[Any]], int]
     _write_error_message: str
+    _sendfile_waiter: Any
 
     def _init_writer(self) -> None:
         self._buffer = collections.deque()
         self._buffer_size = 0
         self._eof_written = False
+        self._sendfile_waiter = None
 
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
@@ -279,6 +291,8 @@ class BufferedWriter(TransportCore):
 
     def _refuse_write(self) -> bool:
         """True if a write must be dropped (after close or a lost connection)."""
+        if self._sendfile_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._lost_writes:
@@ -293,7 +307,7 @@ class BufferedWriter(TransportCore):
             check_bytes_like(data)
             if type(data) is memoryview and data.itemsize != 1:
                 data = data.cast("B")
-        if self._eof_written or self._lost_writes:
+        if self._eof_written or self._lost_writes or self._sendfile_waiter is not None:
             if self._refuse_write():
                 return
         if not data:
@@ -321,7 +335,7 @@ class BufferedWriter(TransportCore):
         chunks = list(list_of_data)
         for data in chunks:
             check_bytes_like(data)
-        if self._eof_written or self._lost_writes:
+        if self._eof_written or self._lost_writes or self._sendfile_waiter is not None:
             if self._refuse_write():
                 return
         was_empty = not self._buffer_size
@@ -374,11 +388,24 @@ class BufferedWriter(TransportCore):
         if not first:
             self._loop.unwatch_write(self._fd)
         self._maybe_resume_protocol()
+        waiter = self._sendfile_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self._closing:
             if not self._lost:
                 self._lose_connection(None)
         elif self._eof_written:
             self._shutdown_write()
+
+    def _lose_connection(self, exc: BaseException | None) -> None:
+        waiter = self._sendfile_waiter
+        if waiter is not None and not waiter.done():
+            # Its done callbacks run before connection_lost and the close
+            # of the fd (both are scheduled after them).
+            lost = ConnectionError("Connection is closed by peer")
+            lost.__cause__ = exc
+            waiter.set_exception(lost)
+        super()._lose_connection(exc)
 
     def _consume(self, sent: int) -> None:
         """Drop ``sent`` bytes from the front of the buffer."""

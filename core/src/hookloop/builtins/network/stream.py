@@ -54,8 +54,8 @@ class SocketTransport(BufferedWriter, asyncio.Transport):
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_buffer",
-                 "_buffer_size", "_eof_written", "_send", "_sendv", "_sock", "_reading",
-                 "_reader", "_recv", "_recv_into", "__weakref__")
+                 "_buffer_size", "_eof_written", "_sendfile_waiter", "_send", "_sendv", "_sock",
+                 "_reading", "_reader", "_recv", "_recv_into", "__weakref__")
 
     _write_error_message = "Fatal write error on socket transport"
 
