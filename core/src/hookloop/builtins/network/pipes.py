@@ -1,5 +1,242 @@
-"""Placeholder: being written."""
+"""Pipe transports: ``connect_read_pipe`` and ``connect_write_pipe``.
+
+Owns the two pipe transports and the coroutines that make them.  A "pipe"
+is whatever file object the caller hands in whose fd is a pipe, a FIFO, a
+socket or a character device (a pty, a tty, ``/dev/null``); anything else
+is refused with asyncio's ``ValueError`` before the fd is touched.  The fd
+is made non-blocking; the *file object* is what gets closed, after
+``connection_lost``.
+
+* :class:`ReadPipeTransport` reads up to :data:`~.stream.MAX_READ` bytes per
+  readiness event (a default Linux pipe holds 64 KiB, so a larger read
+  would only cost an allocation; see :mod:`.stream`).  End of file is
+  ``eof_received()`` then ``connection_lost(None)``, both from the ready
+  queue, as asyncio does; the return value of ``eof_received`` is ignored
+  (a read pipe has no write half to keep open).  ``EIO`` is how a pty
+  master reports that its slave side closed: it loses the connection
+  quietly, like a peer going away.
+* :class:`WritePipeTransport` is :class:`~.base.BufferedWriter` over
+  ``os.write``/``os.writev``.  ``write_eof()`` is ``close()``: flush, then
+  close the pipe.  Writes after either are dropped (with a warning when they
+  pile up), as asyncio's write pipes do.  When the fd is a pipe, a FIFO or
+  a socket, it is also watched for *readability*: the write end of a pipe
+  polls readable (``POLLERR``) once the reader has gone, so the loss is
+  noticed even when nothing is being written.  ``connection_lost`` gets
+  ``BrokenPipeError`` if data was still buffered then, ``None`` otherwise.
+  Every ``OSError`` of a write pipe is quiet (debug log only).
+
+Lifecycle, flow control and the write buffer are :mod:`.base`'s; this
+module adds only what is pipe-specific.  It must never close a pipe it
+refused, never read before ``connection_made`` ran, and never block.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .base import LOST_WRITES_WARNING, BufferedWriter, TransportCore
+from .stream import MAX_READ
+
+logger = logging.getLogger("asyncio")
+
+#: Platforms where the write end of a *named* FIFO polls readable while
+#: unread data sits in it and gets no event when the reader closes, so the
+#: readability trick could only report false disconnections (gh-145030).
+_FIFO_WITHOUT_CLOSE_EVENT = frozenset({"darwin", "ios", "tvos", "watchos", "sunos5"})
+
+
+def _notices_reader_closing(mode: int, nlink: int) -> bool:
+    """Whether a write pipe's fd polls readable when its reader goes away."""
+    if stat.S_ISSOCK(mode):
+        return True
+    if not stat.S_ISFIFO(mode) or sys.platform.startswith("aix"):
+        return False
+    # An os.pipe() end has st_nlink == 0; a FIFO in the filesystem does not.
+    return not (sys.platform in _FIFO_WITHOUT_CLOSE_EVENT and nlink > 0)
+
+
+def _pipe_extra(pipe: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+    info = dict(extra) if extra else {}
+    info["pipe"] = pipe
+    return info
+
+
+def _set_waiter(waiter: asyncio.Future[Any] | None) -> None:
+    if waiter is not None and not waiter.cancelled():
+        waiter.set_result(None)
+
+
+class ReadPipeTransport(TransportCore, asyncio.ReadTransport):
+    """The read end of a pipe (or a FIFO, socket, character device)."""
+
+    __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
+                 "_high_water", "_low_water", "_protocol_paused", "_server", "_paused",
+                 "__weakref__")
+
+    def __init__(self, loop: Any, pipe: Any, protocol: Any,
+                 waiter: asyncio.Future[Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        fd = pipe.fileno()
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ValueError("Pipe transport is for pipes/sockets only.")
+        os.set_blocking(fd, False)
+        self._init_core(loop, pipe, fd, protocol, _pipe_extra(pipe, extra))
+        self._paused = False
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._begin, waiter)
+
+    def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
+        if self.is_reading():
+            try:
+                self._loop.watch_read(self._fd, self._on_readable)
+            except OSError as exc:
+                # A poller may refuse what it cannot poll (epoll: /dev/null).
+                self._force_close(exc)
+                if waiter is not None and not waiter.cancelled():
+                    waiter.set_exception(exc)
+                return
+        _set_waiter(waiter)
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._loop.unwatch_read(self._fd)
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._loop.watch_read(self._fd, self._on_readable)
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _stop_reading(self) -> None:
+        if not self._paused:
+            self._loop.unwatch_read(self._fd)
+
+    def _is_quiet_error(self, exc: BaseException) -> bool:
+        return (isinstance(exc, OSError) and exc.errno == errno.EIO) or super()._is_quiet_error(exc)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, MAX_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on pipe transport")
+            return
+        if data:
+            try:
+                self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        if self._loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        self._loop.call_soon(self._protocol.eof_received)
+        self.close()
+
+
+class WritePipeTransport(BufferedWriter, asyncio.WriteTransport):
+    """The write end of a pipe (or a FIFO, socket, character device)."""
+
+    __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
+                 "_high_water", "_low_water", "_protocol_paused", "_server", "_buffer",
+                 "_buffer_size", "_eof_written", "_sendfile_waiter", "_send", "_sendv",
+                 "_watch_reader", "__weakref__")
+
+    _write_error_message = "Fatal write error on pipe transport"
+
+    def __init__(self, loop: Any, pipe: Any, protocol: Any,
+                 waiter: asyncio.Future[Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        fd = pipe.fileno()
+        info = os.fstat(fd)
+        mode = info.st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ValueError("Pipe transport is only for pipes, sockets and character devices")
+        os.set_blocking(fd, False)
+        self._init_core(loop, pipe, fd, protocol, _pipe_extra(pipe, extra))
+        self._init_writer()
+        self._send = functools.partial(os.write, fd)
+        self._sendv = functools.partial(os.writev, fd)
+        self._watch_reader = _notices_reader_closing(mode, info.st_nlink)
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._begin, waiter)
+
+    def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
+        if self._watch_reader and not self._closing:
+            self._loop.watch_read(self._fd, self._on_reader_closed)
+        _set_waiter(waiter)
+
+    def _stop_reading(self) -> None:
+        if self._watch_reader:
+            self._loop.unwatch_read(self._fd)
+
+    def _on_reader_closed(self) -> None:
+        if self._loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        self._force_close(BrokenPipeError() if self._buffer_size else None)
+
+    def _is_quiet_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, OSError)
+
+    def close(self) -> None:
+        self._eof_written = True  # from now on writes are dropped: see _refuse_write
+        super().close()
+
+    def write_eof(self) -> None:
+        self.close()
+
+    def _refuse_write(self) -> bool:
+        # asyncio's write pipes drop writes after close() and write_eof(),
+        # as after a lost connection, instead of raising.
+        if self._lost_writes >= LOST_WRITES_WARNING:
+            logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
+        self._lost_writes += 1
+        return True
 
 
 class PipeEndpoints:
-    _loop: object
+    """``connect_read_pipe`` and ``connect_write_pipe``."""
+
+    _loop: Any
+
+    async def connect_read_pipe(self, protocol_factory: Callable[[], Any],
+                                pipe: Any) -> tuple[ReadPipeTransport, Any]:
+        return await self._connect_pipe(ReadPipeTransport, protocol_factory, pipe, "Read")
+
+    async def connect_write_pipe(self, protocol_factory: Callable[[], Any],
+                                 pipe: Any) -> tuple[WritePipeTransport, Any]:
+        return await self._connect_pipe(WritePipeTransport, protocol_factory, pipe, "Write")
+
+    async def _connect_pipe(self, transport_class: Any, protocol_factory: Callable[[], Any],
+                            pipe: Any, kind: str) -> tuple[Any, Any]:
+        loop = self._loop
+        protocol = protocol_factory()
+        waiter = loop.create_future()
+        transport = transport_class(loop, pipe, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        if loop.get_debug():
+            logger.debug("%s pipe %r connected: (%r, %r)", kind, pipe.fileno(), transport, protocol)
+        return transport, protocol
