@@ -215,6 +215,14 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         """The poller (for plugins; not for use while the loop polls)."""
         return self._poller
 
+    # Two read-only names that tests written for asyncio's own loop read
+    # (test_asyncio's test_timeout_rounding puts them in its failure message).
+    _clock_resolution = _CLOCK_RESOLUTION
+
+    @property
+    def _selector(self) -> Poller:
+        return self._poller
+
     def service(self, kind: str) -> Any:
         """The service object for a feature, made on first use.
 
