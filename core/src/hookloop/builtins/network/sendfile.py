@@ -11,8 +11,8 @@ across events and removes it when it finishes, fails or is cancelled.  An
 ``OSError`` before the first byte went out means this socket/file pair
 cannot do it (a pipe or a socket as the file, an odd filesystem...): that
 is ``asyncio.SendfileNotAvailableError``, and the callers fall back.  The
-file position is set to the end of what was sent on every exit, as
-asyncio does.
+file position is set to the end of what was sent on every exit, even when
+nothing was (then it is ``offset``), as asyncio does since 3.14.
 
 **On a transport** (``loop.sendfile``), the native path serves only our
 own :class:`~.stream.SocketTransport`: reading is paused, writes are
@@ -182,8 +182,7 @@ async def _send_native(loop: Any, fd: int, file: Any, source: tuple[int, int], o
             transport._sendfile_waiter = future
         return await future
     finally:
-        if sender.sent:
-            file.seek(sender.offset)
+        file.seek(sender.offset)  # a regular file (checked): seeking works
 
 
 async def _sendfile_on_socket_transport(loop: Any, transport: SocketTransport, file: Any,
