@@ -190,10 +190,6 @@ KNOWN_INCOMPATIBLE: dict[str, str] = {
         "the sockets it checks (getsockbyname, a method only its Mock has) are made by "
         "asyncio.base_events.create_server; another loop's create_server binds real sockets"
     ),
-    "events::*EventLoopTests::test_timeout_rounding": (
-        "reads asyncio privates loop._clock_resolution and loop._selector (BaseEventLoop, "
-        "BaseSelectorEventLoop) to build its assertion message, and counts loop._run_once calls"
-    ),
     "events::*EventLoopTests::test_internal_fds": (
         "skips itself unless the loop is a selector_events.BaseSelectorEventLoop: checks its "
         "privates _internal_fds/_csock/_ssock (reported as skipped, never as passed)"
