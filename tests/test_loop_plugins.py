@@ -77,8 +77,15 @@ def _plugin_calls():
     }
 
 
-@pytest.mark.parametrize("method", sorted(_plugin_calls()))
-def test_missing_plugin_error(hookloop_loop, method):
+#: The builtin plugins serving networking; disabling them brings back the
+#: "missing plugin" error.
+NETWORK_PLUGINS = ("transports", "resolver")
+#: Methods whose plugin ships separately (not installed in this checkout).
+SEPARATE = {"start_tls": "hookloop-tls", "subprocess_exec": "hookloop-subprocess",
+            "subprocess_shell": "hookloop-subprocess"}
+
+
+def _expect_missing(loop, method, disabled=False):
     resources = []
 
     def res(obj):
@@ -86,11 +93,11 @@ def test_missing_plugin_error(hookloop_loop, method):
         return obj
 
     async def main():
-        return await _plugin_calls()[method](hookloop_loop, res)
+        return await _plugin_calls()[method](loop, res)
 
     try:
         with pytest.raises(hookloop.PluginMissingError) as info:
-            hookloop_loop.run_until_complete(main())
+            loop.run_until_complete(main())
     finally:
         for r in resources:
             r.close()
@@ -98,4 +105,61 @@ def test_missing_plugin_error(hookloop_loop, method):
     assert isinstance(exc, NotImplementedError)
     assert isinstance(exc, RuntimeError)
     assert exc.distribution.startswith("hookloop")
-    assert re.search(rf"pip install (--upgrade )?{re.escape(exc.distribution)}$", str(exc))
+    if disabled:
+        # A builtin plugin left out says so, and how to get it back.
+        assert "disabled" in str(exc)
+    else:
+        assert re.search(rf"pip install (--upgrade )?{re.escape(exc.distribution)}$", str(exc))
+    return exc
+
+
+@pytest.mark.parametrize("method", sorted(SEPARATE))
+def test_missing_plugin_error(hookloop_loop, method):
+    exc = _expect_missing(hookloop_loop, method)
+    assert exc.distribution == SEPARATE[method]
+
+
+@pytest.mark.parametrize("method", sorted(set(_plugin_calls()) - set(SEPARATE)))
+def test_missing_network_plugin_error_when_disabled(hookloop_backend, method):
+    loop = hookloop.new_event_loop(hookloop_backend, disable=NETWORK_PLUGINS)
+    try:
+        exc = _expect_missing(loop, method, disabled=True)
+    finally:
+        loop.close()
+    assert exc.distribution == "hookloop"
+    plugin = "resolver" if method in ("getaddrinfo", "getnameinfo") else "transports"
+    assert repr(plugin) in str(exc)
+
+
+@pytest.mark.parametrize("method", sorted(set(_plugin_calls()) - set(SEPARATE)))
+def test_network_methods_served_by_builtin_plugins(hookloop_loop, method):
+    # With the builtin plugins in place, the same calls reach a real
+    # implementation: whatever they raise, it is not "missing plugin".
+    resources = []
+
+    def res(obj):
+        resources.append(obj)
+        return obj
+
+    async def main():
+        coro = _plugin_calls()[method](hookloop_loop, res)
+        try:
+            result = await asyncio.wait_for(coro, 5)
+        except hookloop.PluginMissingError:
+            raise
+        except (TimeoutError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            return exc
+        # A transport or server was made: close it.
+        for obj in result if isinstance(result, tuple) else (result,):
+            close = getattr(obj, "close", None)
+            if callable(close) and not isinstance(obj, socket.socket):
+                close()
+        if hasattr(result, "wait_closed"):
+            await result.wait_closed()
+        return result
+
+    try:
+        hookloop_loop.run_until_complete(main())
+    finally:
+        for r in resources:
+            r.close()
