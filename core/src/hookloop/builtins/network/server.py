@@ -86,7 +86,7 @@ class Listener:
 
     def _resume(self) -> None:
         self.resume_handle = None
-        if self.server._listeners is not None:
+        if self.server._sockets is not None:
             self.start()
 
 
@@ -98,8 +98,8 @@ class Server(asyncio.AbstractServer):
                  handshake_timeout: float | None, shutdown_timeout: float | None,
                  unix_cleanup: tuple[str, int] | None = None) -> None:
         self._loop = loop
-        self._sockets = sockets
-        self._listeners: list[Listener] | None = [Listener(self, s) for s in sockets]
+        self._sockets: list[socket.socket] | None = sockets  # None once closed
+        self._listeners = [Listener(self, s) for s in sockets]
         self._protocol_factory = protocol_factory
         self._ssl = ssl
         self._backlog = backlog
@@ -146,7 +146,7 @@ class Server(asyncio.AbstractServer):
 
     def _detach(self, transport: Any) -> None:
         self._clients.discard(transport)
-        if not self._clients and self._listeners is None:
+        if not self._clients and self._sockets is None:
             self._wake_waiters()
 
     def _wake_waiters(self) -> None:
@@ -173,12 +173,12 @@ class Server(asyncio.AbstractServer):
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        if self._listeners is None:
+        if self._sockets is None:
             return ()
         return tuple(self._sockets)
 
     def _start_serving(self) -> None:
-        if self._serving or self._listeners is None:
+        if self._serving or self._sockets is None:
             return
         self._serving = True
         for listener in self._listeners:
@@ -192,7 +192,7 @@ class Server(asyncio.AbstractServer):
     async def serve_forever(self) -> None:
         if self._serving_forever is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if self._listeners is None:
+        if self._sockets is None:
             raise RuntimeError(f"server {self!r} is closed")
         self._start_serving()
         self._serving_forever = self._loop.create_future()
@@ -208,10 +208,10 @@ class Server(asyncio.AbstractServer):
             self._serving_forever = None
 
     def close(self) -> None:
-        listeners, self._listeners = self._listeners, None
-        if listeners is None:
+        if self._sockets is None:
             return
-        for listener in listeners:
+        self._sockets = None
+        for listener in self._listeners:
             if self._serving:
                 listener.stop()
             listener.sock.close()
