@@ -30,6 +30,7 @@ from typing import Any
 
 from .addresses import resolve
 from .connect import check_not_ssl_socket, check_stream_socket, check_tls_arguments
+from .socketview import TransportSocket
 from .stream import SocketTransport
 
 logger = logging.getLogger("asyncio")
@@ -172,10 +173,10 @@ class Server(asyncio.AbstractServer):
         return self._serving
 
     @property
-    def sockets(self) -> tuple[socket.socket, ...]:
+    def sockets(self) -> tuple[TransportSocket, ...]:
         if self._sockets is None:
             return ()
-        return tuple(self._sockets)
+        return tuple(TransportSocket(sock) for sock in self._sockets)
 
     def _start_serving(self) -> None:
         if self._serving or self._sockets is None:

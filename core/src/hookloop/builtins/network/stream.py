@@ -17,6 +17,7 @@ import socket
 from typing import Any
 
 from .base import BufferedWriter
+from .socketview import TransportSocket
 
 logger = logging.getLogger("asyncio")
 
@@ -30,7 +31,7 @@ MAX_READ = 64 * 1024
 
 def socket_extra(sock: socket.socket) -> dict[str, Any]:
     """``get_extra_info`` values of a socket transport."""
-    extra: dict[str, Any] = {"socket": sock}
+    extra: dict[str, Any] = {"socket": TransportSocket(sock)}
     try:
         extra["sockname"] = sock.getsockname()
     except OSError:
