@@ -61,7 +61,7 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 FEATURES: dict[str, tuple[str, str, str | None]] = {
     "transports": ("sockets, servers and pipes", "hookloop", "transports"),
     "tls": ("TLS (ssl=, start_tls)", "hookloop-tls", None),
-    "resolver": ("name resolution (getaddrinfo, getnameinfo)", "hookloop", None),
+    "resolver": ("name resolution (getaddrinfo, getnameinfo)", "hookloop", "resolver"),
     "signals": ("signal handlers", "hookloop", "signals"),
     "executor": ("run_in_executor(None, ...)", "hookloop", "executor"),
     "subprocess": ("subprocesses", "hookloop-subprocess", None),
@@ -155,9 +155,10 @@ def clear_cache() -> None:
 
 def _builtin_plugins() -> list[tuple[str, Any]]:
     from .builtins import commands, executor, signals
+    from .builtins.network import resolver
     from .builtins.network import service as transports
     return [("executor", executor), ("signals", signals), ("transports", transports),
-            ("commands", commands)]
+            ("resolver", resolver), ("commands", commands)]
 
 
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> tuple[Any, PluginInfo]:
