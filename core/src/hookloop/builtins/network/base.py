@@ -169,9 +169,12 @@ class TransportCore:
         self._force_close(exc)
 
     def _is_quiet_error(self, exc: BaseException) -> bool:
-        """True if ``exc`` is logged at debug level instead of reported:
-        by default, the peer merely went away."""
-        return isinstance(exc, PEER_GONE)
+        """True if ``exc`` is logged at debug level instead of reported.
+
+        By default every ``OSError``, as asyncio's socket transports do: it
+        reaches the protocol through ``connection_lost(exc)`` anyway.
+        """
+        return isinstance(exc, OSError)
 
     def _force_close(self, exc: BaseException | None) -> None:
         if self._lost:

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .base import LOST_WRITES_WARNING, BufferedWriter, TransportCore
+from .base import LOST_WRITES_WARNING, PEER_GONE, BufferedWriter, TransportCore
 from .stream import MAX_READ
 
 logger = logging.getLogger("asyncio")
@@ -129,7 +129,8 @@ class ReadPipeTransport(TransportCore, asyncio.ReadTransport):
             self._loop.unwatch_read(self._fd)
 
     def _is_quiet_error(self, exc: BaseException) -> bool:
-        return (isinstance(exc, OSError) and exc.errno == errno.EIO) or super()._is_quiet_error(exc)
+        # A pty whose other side closed says EIO; anything else is reported.
+        return isinstance(exc, PEER_GONE) or (isinstance(exc, OSError) and exc.errno == errno.EIO)
 
     def _on_readable(self) -> None:
         try:
@@ -193,9 +194,6 @@ class WritePipeTransport(BufferedWriter, asyncio.WriteTransport):
         if self._loop.get_debug():
             logger.info("%r was closed by peer", self)
         self._force_close(BrokenPipeError() if self._buffer_size else None)
-
-    def _is_quiet_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, OSError)
 
     def close(self) -> None:
         self._eof_written = True  # from now on writes are dropped: see _refuse_write
