@@ -73,7 +73,25 @@ def _set_waiter(waiter: asyncio.Future[Any] | None) -> None:
         waiter.set_result(None)
 
 
-class ReadPipeTransport(TransportCore, asyncio.ReadTransport):
+class PipeAttribute:
+    """``_pipe``: the pipe object, under the name asyncio's pipe transports
+    give it.  Code written for asyncio sets it to None to drop the pipe
+    without closing it (test_asyncio's test_unclosed_pipe_transport does)."""
+
+    __slots__ = ()
+
+    _fileobj: Any
+
+    @property
+    def _pipe(self) -> Any:
+        return self._fileobj
+
+    @_pipe.setter
+    def _pipe(self, value: Any) -> None:
+        self._fileobj = value
+
+
+class ReadPipeTransport(PipeAttribute, TransportCore, asyncio.ReadTransport):
     """The read end of a pipe (or a FIFO, socket, character device)."""
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
@@ -154,7 +172,7 @@ class ReadPipeTransport(TransportCore, asyncio.ReadTransport):
         self.close()
 
 
-class WritePipeTransport(BufferedWriter, asyncio.WriteTransport):
+class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.WriteTransport):
     """The write end of a pipe (or a FIFO, socket, character device)."""
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
