@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 
 import pytest
 from net_helpers import (
@@ -349,8 +348,6 @@ def test_serve_forever_returns_when_closed(hookloop_loop):
     run(hookloop_loop, main())
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12),
-                    reason="wait_closed() waits for connections since Python 3.12")
 def test_wait_closed_waits_for_connections(hookloop_loop):
     async def main():
         server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)
@@ -369,8 +366,6 @@ def test_wait_closed_waits_for_connections(hookloop_loop):
     run(hookloop_loop, main())
 
 
-@pytest.mark.skipif(sys.version_info < (3, 13),
-                    reason="Server.close_clients() is new in Python 3.13")
 def test_server_close_clients(hookloop_loop):
     async def main():
         server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)
@@ -387,8 +382,6 @@ def test_server_close_clients(hookloop_loop):
     run(hookloop_loop, main())
 
 
-@pytest.mark.skipif(sys.version_info < (3, 13),
-                    reason="Server.abort_clients() is new in Python 3.13")
 def test_server_abort_clients(hookloop_loop):
     async def main():
         server, addr, protocols = await start_server(hookloop_loop, factory=KeepOpenEcho)

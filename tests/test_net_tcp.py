@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 
 import pytest
 from net_helpers import (
@@ -159,7 +158,6 @@ def test_connect_all_addresses_refused_raises_oserror(resolver_loop_factory):
         b2.close()
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="all_errors= is new in Python 3.12")
 def test_connect_all_errors_gives_exception_group(resolver_loop_factory):
     b1, bad1 = refused_address()
     b2, bad2 = refused_address()
@@ -178,7 +176,6 @@ def test_connect_all_errors_gives_exception_group(resolver_loop_factory):
         b2.close()
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="all_errors= is new in Python 3.12")
 def test_connect_all_errors_single_address(hookloop_loop):
     blocker, addr = refused_address()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 import uuid
 
 import pytest
@@ -67,8 +66,6 @@ def test_udp_unconnected_sendto(hookloop_loop):
     run(hookloop_loop, main())
 
 
-@pytest.mark.skipif(sys.version_info < (3, 13),
-                    reason="sendto(b'') sends an empty datagram since Python 3.13 (ignored before)")
 def test_udp_empty_datagram(hookloop_loop):
     async def main():
         etr, epr, addr = await _echo_endpoint(hookloop_loop)

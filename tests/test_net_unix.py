@@ -102,8 +102,6 @@ def test_unix_regular_file_is_not_replaced(hookloop_loop, sock_path):
         assert f.read() == "keep me"
 
 
-@pytest.mark.skipif(sys.version_info < (3, 13),
-                    reason="the socket file is removed on close since Python 3.13")
 def test_unix_server_close_removes_socket_file(hookloop_loop, sock_path):
     async def main():
         server = await hookloop_loop.create_unix_server(Echo, sock_path)
