@@ -63,8 +63,13 @@ class _ReadBuffer(threading.local):
 _read_buffer = _ReadBuffer()
 
 
-class DatagramTransport(TransportCore, asyncio.DatagramTransport):
-    """A transport over a datagram socket (UDP, unix datagram, raw)."""
+class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransport):
+    """A transport over a datagram socket (UDP, unix datagram, raw).
+
+    Also an ``asyncio.Transport``, as asyncio's own datagram transport is
+    (test_asyncio checks it); the stream-only methods (``write``,
+    ``pause_reading``...) raise ``NotImplementedError`` there as here.
+    """
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_sock",

@@ -43,6 +43,8 @@ import errno
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
+from operator import methodcaller
 from typing import Any
 
 from .addresses import resolve
@@ -54,21 +56,25 @@ _RETRY = (BlockingIOError, InterruptedError)
 
 
 class _Operation:
-    """One parked socket operation: ``call(*args)`` resolves ``future``."""
+    """One parked socket operation: ``call(sock)`` resolves ``future``.
 
-    __slots__ = ("future", "sock", "call", "args")
+    ``call`` looks the socket's method up at each attempt (a
+    ``methodcaller``), as asyncio does: a socket whose method was replaced
+    while the operation waited is retried with the new one.
+    """
 
-    def __init__(self, future: Any, sock: socket.socket, call: Callable[..., Any],
-                 args: tuple[Any, ...]) -> None:
+    __slots__ = ("future", "sock", "call")
+
+    def __init__(self, future: Any, sock: socket.socket,
+                 call: Callable[[socket.socket], Any]) -> None:
         self.future = future
         self.sock = sock
         self.call = call
-        self.args = args
 
     def attempt(self) -> bool:
         """Try once; False if the kernel would block, True when settled."""
         try:
-            result = self.call(*self.args)
+            result = self.call(self.sock)
         except _RETRY:
             return False
         except (SystemExit, KeyboardInterrupt):
@@ -82,16 +88,22 @@ class _Operation:
         return True
 
 
-class _SendAll(_Operation):
-    """``sock_sendall``'s rest: ``call`` is ``sock.send``, ``args`` is
-    (memoryview, offset of the first byte not sent yet)."""
+class _SendAll:
+    """``sock_sendall``'s rest, ``view[offset:]``; queued like an _Operation."""
 
-    __slots__ = ()
+    __slots__ = ("future", "sock", "view", "offset")
+
+    def __init__(self, future: Any, sock: socket.socket, view: memoryview,
+                 offset: int) -> None:
+        self.future = future
+        self.sock = sock
+        self.view = view
+        self.offset = offset
 
     def attempt(self) -> bool:
-        view, offset = self.args
+        view = self.view
         try:
-            offset += self.call(view[offset:])
+            offset = self.offset + self.sock.send(view[self.offset:])
         except _RETRY:
             return False
         except (SystemExit, KeyboardInterrupt):
@@ -101,7 +113,7 @@ class _SendAll(_Operation):
             self.future = None
             return True
         if offset < len(view):
-            self.args = (view, offset)
+            self.offset = offset
             return False
         self.future.set_result(None)
         self.future = None
@@ -118,7 +130,7 @@ class _Queue:
         self.table = table
         self.fd = fd
         self.slot = slot
-        self.ops: collections.deque[_Operation] = collections.deque()
+        self.ops: collections.deque[_Operation | _SendAll] = collections.deque()
 
     def on_ready(self) -> None:
         ops = self.ops
@@ -225,19 +237,19 @@ class SocketOperations:
             loop.check_fd_free(fd)
         return fd, queue
 
-    async def _run(self, sock: socket.socket, slot: int, call: Callable[..., Any],
-                   *args: Any) -> Any:
+    async def _run(self, sock: socket.socket, slot: int,
+                   call: Callable[[socket.socket], Any]) -> Any:
         fd, queue = self._usable_fd(sock, slot)
         if queue is None:
             try:
-                return call(*args)
+                return call(sock)
             except _RETRY:
                 pass
-        return await self._park(_Operation, sock, fd, slot, queue, call, args)
+        return await self._park(fd, slot, queue, lambda future: _Operation(future, sock, call))
 
-    def _park(self, kind: type[_Operation], sock: socket.socket, fd: int, slot: int,
-              queue: _Queue | None, call: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """Queue an operation to retry when ``fd`` is ready; its future."""
+    def _park(self, fd: int, slot: int, queue: _Queue | None,
+              make: Callable[[Any], _Operation | _SendAll]) -> Any:
+        """Queue ``make(future)`` to retry when ``fd`` is ready; the future."""
         loop = self._loop
         if loop.is_closed():
             raise RuntimeError("Event loop is closed")
@@ -245,28 +257,29 @@ class SocketOperations:
         if queue is None:
             queue = _Queue(loop, self._queues()[slot], fd, slot)
             queue.start()
-        queue.ops.append(kind(future, sock, call, args))
+        queue.ops.append(make(future))
         future.add_done_callback(queue.forget)
         return future
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
-        return await self._run(sock, _READ, sock.recv, n)
+        return await self._run(sock, _READ, methodcaller("recv", n))
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        return await self._run(sock, _READ, sock.recv_into, buf)
+        return await self._run(sock, _READ, methodcaller("recv_into", buf))
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        return await self._run(sock, _READ, sock.recvfrom, bufsize)
+        return await self._run(sock, _READ, methodcaller("recvfrom", bufsize))
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: Any,
                                  nbytes: int = 0) -> tuple[int, Any]:
-        return await self._run(sock, _READ, sock.recvfrom_into, buf, nbytes or len(buf))
+        return await self._run(sock, _READ,
+                               methodcaller("recvfrom_into", buf, nbytes or len(buf)))
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
-        return await self._run(sock, _WRITE, sock.sendto, data, address)
+        return await self._run(sock, _WRITE, methodcaller("sendto", data, address))
 
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
-        return await self._run(sock, _READ, _accept, sock)
+        return await self._run(sock, _READ, _accept)
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         fd, queue = self._usable_fd(sock, _WRITE)
@@ -281,7 +294,7 @@ class SocketOperations:
                 pass
             if sent == len(view):
                 return
-        await self._park(_SendAll, sock, fd, _WRITE, queue, sock.send, (view, sent))
+        await self._park(fd, _WRITE, queue, lambda future: _SendAll(future, sock, view, sent))
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         check_not_ssl_socket(sock)
@@ -297,8 +310,8 @@ class SocketOperations:
             except _RETRY:
                 # Connecting in the background: writable means done or failed.
                 pass
-        await self._park(_Operation, sock, fd, _WRITE, queue, _connect_result,
-                         (sock, address))
+        await self._park(fd, _WRITE, queue, lambda future: _Operation(
+            future, sock, partial(_connect_result, address=address)))
 
     async def _resolved(self, sock: socket.socket, address: tuple[Any, ...]) -> Any:
         """The sockaddr to connect ``sock`` to (a numeric host: no lookup)."""
