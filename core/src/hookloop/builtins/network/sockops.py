@@ -152,8 +152,16 @@ class _Queue:
         if not self.ops:
             self.stop()
 
-    def purge_closed(self) -> None:
-        """Fail the operations whose socket was closed while they waited."""
+    def purge(self) -> None:
+        """Forget operations already settled (a cancelled one's forget() may
+        still wait in the ready queue), and fail those whose socket was
+        closed while they waited."""
+        settled = [op for op in self.ops if op.future is None or op.future.done()]
+        for op in settled:
+            self.ops.remove(op)
+        if not self.ops:
+            self.stop()
+            return
         stale = [op for op in self.ops if op.sock.fileno() != self.fd]
         if not stale:
             return
@@ -231,7 +239,7 @@ class SocketOperations:
         other = tables[1 - slot].get(fd)
         for q in (queue, other):
             if q is not None:
-                q.purge_closed()
+                q.purge()
         queue = tables[slot].get(fd)
         if queue is None and tables[1 - slot].get(fd) is None:
             loop.check_fd_free(fd)
