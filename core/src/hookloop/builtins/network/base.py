@@ -55,6 +55,16 @@ def check_bytes_like(data: Any, argument: str = "data") -> None:
                         f"not {type(data).__name__!r}")
 
 
+async def started(transport: Any, waiter: Any) -> None:
+    """Wait until ``transport`` runs (its ``connection_made`` was called);
+    close it if that fails or the wait is cancelled."""
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+
+
 def water_marks(high: int | None, low: int | None) -> tuple[int, int]:
     """Validate ``set_write_buffer_limits`` arguments the way asyncio does."""
     if high is None:
@@ -205,6 +215,13 @@ class TransportCore:
             if server is not None:
                 server._detach(self)
 
+    def _drop_write(self, warning: str = "socket.send() raised exception.") -> None:
+        """Forget a write made after the connection was lost or closed,
+        warning from the :data:`LOST_WRITES_WARNING`-th one on, as asyncio."""
+        if self._lost_writes >= LOST_WRITES_WARNING:
+            logger.warning(warning)
+        self._lost_writes += 1
+
     # -- write-side flow control ---------------------------------------
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
@@ -248,6 +265,43 @@ class TransportCore:
                 "transport": self,
                 "protocol": self._protocol,
             })
+
+
+class ReadControl(TransportCore):
+    """``pause_reading``/``resume_reading``/``is_reading`` of a transport
+    whose fd is watched for reading by the bound method ``_reader``.
+
+    ``_reading`` is false only while paused: like asyncio, a transport that
+    got EOF but stays open for writing still says it is reading.
+    """
+
+    __slots__ = ()
+
+    _reading: bool
+    _reader: Callable[[], Any]
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or not self._reading:
+            return
+        self._reading = False
+        self._loop.unwatch_read(self._fd)
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or self._reading:
+            return
+        self._reading = True
+        self._loop.watch_read(self._fd, self._reader)
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._loop.unwatch_read(self._fd)
 
 
 class BufferedWriter(TransportCore):
@@ -299,9 +353,7 @@ class BufferedWriter(TransportCore):
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._lost_writes:
-            if self._lost_writes >= LOST_WRITES_WARNING:
-                logger.warning("socket.send() raised exception.")
-            self._lost_writes += 1
+            self._drop_write()
             return True
         return False
 

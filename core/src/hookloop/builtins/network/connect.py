@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .addresses import resolve
+from .base import started
 from .stream import SocketTransport
 
 AddrInfo = tuple[int, int, int, str, Any]
@@ -309,9 +310,5 @@ class StreamClients:
             if owned:
                 sock.close()
             raise
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await started(transport, waiter)
         return transport, protocol

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .addresses import remove_stale_unix_socket, resolve
-from .base import LOST_WRITES_WARNING, TransportCore, check_bytes_like
+from .base import TransportCore, check_bytes_like, started
 from .server import enable_reuse_port
 from .stream import socket_extra
 
@@ -142,9 +142,7 @@ class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransp
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = self._address
         if self._lost_writes:
-            if self._lost_writes >= LOST_WRITES_WARNING:
-                logger.warning("socket.send() raised exception.")
-            self._lost_writes += 1
+            self._drop_write()
             return
         if self._connected:
             addr = None  # send(): a connected unix socket refuses an address
@@ -251,11 +249,7 @@ class DatagramEndpoints:
             else:
                 logger.debug("Datagram endpoint remote_addr=%r created: (%r, %r)",
                              remote_addr, transport, protocol)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await started(transport, waiter)
         return transport, protocol
 
     async def _address_pairs(self, local_addr: Any, remote_addr: Any, family: int, proto: int,

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .base import LOST_WRITES_WARNING, PEER_GONE, BufferedWriter, TransportCore
+from .base import PEER_GONE, BufferedWriter, ReadControl, started
 from .stream import MAX_READ
 
 logger = logging.getLogger("asyncio")
@@ -91,12 +91,12 @@ class PipeAttribute:
         self._fileobj = value
 
 
-class ReadPipeTransport(PipeAttribute, TransportCore, asyncio.ReadTransport):
+class ReadPipeTransport(PipeAttribute, ReadControl, asyncio.ReadTransport):
     """The read end of a pipe (or a FIFO, socket, character device)."""
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
-                 "_high_water", "_low_water", "_protocol_paused", "_server", "_paused",
-                 "__weakref__")
+                 "_high_water", "_low_water", "_protocol_paused", "_server", "_reading",
+                 "_reader", "__weakref__")
 
     def __init__(self, loop: Any, pipe: Any, protocol: Any,
                  waiter: asyncio.Future[Any] | None = None,
@@ -107,7 +107,8 @@ class ReadPipeTransport(PipeAttribute, TransportCore, asyncio.ReadTransport):
             raise ValueError("Pipe transport is for pipes/sockets only.")
         os.set_blocking(fd, False)
         self._init_core(loop, pipe, fd, protocol, _pipe_extra(pipe, extra))
-        self._paused = False
+        self._reading = True
+        self._reader = self._on_readable
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._begin, waiter)
 
@@ -122,29 +123,6 @@ class ReadPipeTransport(PipeAttribute, TransportCore, asyncio.ReadTransport):
                     waiter.set_exception(exc)
                 return
         _set_waiter(waiter)
-
-    def is_reading(self) -> bool:
-        return not self._paused and not self._closing
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._loop.unwatch_read(self._fd)
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._loop.watch_read(self._fd, self._on_readable)
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
-
-    def _stop_reading(self) -> None:
-        if not self._paused:
-            self._loop.unwatch_read(self._fd)
 
     def _is_quiet_error(self, exc: BaseException) -> bool:
         # A pty whose other side closed says EIO; anything else is reported.
@@ -223,9 +201,7 @@ class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.WriteTransport):
     def _refuse_write(self) -> bool:
         # asyncio's write pipes drop writes after close() and write_eof(),
         # as after a lost connection, instead of raising.
-        if self._lost_writes >= LOST_WRITES_WARNING:
-            logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
-        self._lost_writes += 1
+        self._drop_write("pipe closed by peer or os.write(pipe, data) raised exception.")
         return True
 
 
@@ -248,11 +224,7 @@ class PipeEndpoints:
         protocol = protocol_factory()
         waiter = loop.create_future()
         transport = transport_class(loop, pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await started(transport, waiter)
         if loop.get_debug():
             logger.debug("%s pipe %r connected: (%r, %r)", kind, pipe.fileno(), transport, protocol)
         return transport, protocol

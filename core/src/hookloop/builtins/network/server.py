@@ -23,12 +23,11 @@ import itertools
 import logging
 import os
 import socket
-import stat
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .addresses import resolve
+from .addresses import remove_stale_unix_socket, resolve
 from .connect import check_not_ssl_socket, check_stream_socket, check_tls_arguments
 from .socketview import TransportSocket
 from .stream import SocketTransport
@@ -406,14 +405,7 @@ def bind_unix_socket(path: str | bytes, sock_type: int) -> socket.socket:
     Abstract names (a leading NUL) have no file.  A file at ``path`` that
     is not a socket is left alone: binding then fails with EADDRINUSE.
     """
-    if path and path[0] not in (0, "\0"):
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
+    remove_stale_unix_socket(path)
     sock = socket.socket(socket.AF_UNIX, sock_type)
     try:
         sock.bind(path)

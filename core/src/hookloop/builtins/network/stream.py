@@ -16,7 +16,7 @@ import logging
 import socket
 from typing import Any
 
-from .base import BufferedWriter
+from .base import BufferedWriter, ReadControl
 from .socketview import TransportSocket
 
 logger = logging.getLogger("asyncio")
@@ -50,7 +50,7 @@ def set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class SocketTransport(BufferedWriter, asyncio.Transport):
+class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
     """A transport over a connected stream socket."""
 
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
@@ -91,29 +91,6 @@ class SocketTransport(BufferedWriter, asyncio.Transport):
             waiter.set_result(None)
 
     # -- reading -------------------------------------------------------
-
-    def is_reading(self) -> bool:
-        return self._reading and not self._closing
-
-    def pause_reading(self) -> None:
-        if self._closing or not self._reading:
-            return
-        self._reading = False
-        self._loop.unwatch_read(self._fd)
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self) -> None:
-        if self._closing or self._reading:
-            return
-        self._reading = True
-        self._loop.watch_read(self._fd, self._reader)
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._loop.unwatch_read(self._fd)
 
     def set_protocol(self, protocol: Any) -> None:
         reader = self._pick_reader(protocol)
