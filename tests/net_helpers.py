@@ -6,6 +6,7 @@ future, so tests never sleep to synchronise.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import os
@@ -21,6 +22,34 @@ TIMEOUT = 20
 def run(loop, coro, timeout=TIMEOUT):
     """Run ``coro`` on ``loop``; ``TimeoutError`` if it takes over ``timeout``."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def run_without_fd_leak(loop, coro, timeout=TIMEOUT):
+    """Run ``coro`` like ``run`` and fail if it leaves fds open (or closes
+    some it did not open).  The loop polls once first, so that what it makes
+    lazily on its first iteration is not counted."""
+    run(loop, asyncio.sleep(0))
+    with no_fd_leak():
+        return run(loop, coro, timeout)
+
+
+async def iterations(n=5):
+    """Let the loop go round ``n`` times (``sleep(0)`` each): done-callbacks
+    and cancellations run, and "nothing happened" can be checked without a
+    timed sleep."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def read_all(loop, sock, n=None):
+    """Read from the non-blocking ``sock`` until EOF (or ``n`` bytes)."""
+    data = bytearray()
+    while n is None or len(data) < n:
+        chunk = await loop.sock_recv(sock, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def fd_count():
@@ -259,14 +288,66 @@ def error_event(loop, recorder):
     return event
 
 
+@contextlib.contextmanager
 def refused_address():
-    """A bound, non-listening TCP socket: connecting to it is refused.
+    """The address of a bound, non-listening TCP socket: connecting to it is
+    refused.  The socket closes when the block ends."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()
 
-    Returns ``(socket, address)``; the caller closes the socket.
-    """
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    return s, s.getsockname()
+
+@contextlib.contextmanager
+def hanging_address():
+    """The address of a listener whose accept queue is full: a further
+    connect gets no answer.  Its sockets close when the block ends."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        for _ in range(3):
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+        yield listener.getsockname()
+
+
+class RawPeers:
+    """Transports connected to plain non-blocking sockets (the peers) through
+    one listener; ``close()`` closes the listener and every peer."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.peers = []
+
+    async def __call__(self, factory=Recorder, **kwargs):
+        """Returns ``(transport, protocol, peer)``."""
+        tr, pr = await connect(self.loop, self.listener.getsockname(), factory, **kwargs)
+        peer, _ = self.listener.accept()
+        peer.setblocking(False)
+        self.peers.append(peer)
+        return tr, pr, peer
+
+    def close(self):
+        self.listener.close()
+        for peer in self.peers:
+            peer.close()
+
+
+class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A real default executor that remembers the name of each function it
+    was given, in ``calls``."""
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+        self.calls = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.calls.append(getattr(fn, "__name__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -1,32 +1,11 @@
 """Bad input to the networking methods: the errors asyncio gives."""
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 
 import pytest
-from net_helpers import DatagramRecorder, Recorder, no_fd_leak, run
-
-
-@pytest.fixture
-def stream(hookloop_loop):
-    """``make()`` -> (transport, protocol, peer): a connected TCP transport."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    peers = []
-
-    async def make():
-        tr, pr = await hookloop_loop.create_connection(Recorder, *listener.getsockname())
-        peer, _ = listener.accept()
-        peers.append(peer)
-        return tr, pr, peer
-
-    yield make
-    listener.close()
-    for p in peers:
-        p.close()
+from net_helpers import DatagramRecorder, Recorder, no_fd_leak, read_all, run, run_without_fd_leak
 
 
 def test_unknown_host_connect(hookloop_loop):
@@ -74,9 +53,7 @@ def test_port_out_of_range_connect(hookloop_loop, port):
         with pytest.raises(OverflowError):
             await hookloop_loop.create_connection(Recorder, "127.0.0.1", port)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_port_out_of_range_server(hookloop_loop):
@@ -84,9 +61,7 @@ def test_port_out_of_range_server(hookloop_loop):
         with pytest.raises(OverflowError):
             await hookloop_loop.create_server(Recorder, "127.0.0.1", 65536)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_port_out_of_range_datagram(hookloop_loop):
@@ -99,43 +74,19 @@ def test_port_out_of_range_datagram(hookloop_loop):
 
 
 def test_host_and_sock_connect(hookloop_loop):
-    s = socket.socket()
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_connection(Recorder, "127.0.0.1", 80, sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket() as s, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_connection(Recorder, "127.0.0.1", 80, sock=s))
 
 
 def test_host_and_sock_server(hookloop_loop):
-    s = socket.socket()
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_server(Recorder, "127.0.0.1", 0, sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket() as s, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_server(Recorder, "127.0.0.1", 0, sock=s))
 
 
 def test_addresses_and_sock_datagram(hookloop_loop):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_datagram_endpoint(
-                DatagramRecorder, local_addr=("127.0.0.1", 0), sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_datagram_endpoint(
+            DatagramRecorder, local_addr=("127.0.0.1", 0), sock=s))
 
 
 def test_neither_host_nor_sock(hookloop_loop):
@@ -214,25 +165,22 @@ def test_blocking_socket_refused_in_debug_mode(hookloop_loop, method):
         s.close()
 
 
-def test_write_after_close_is_ignored(hookloop_loop, stream):
+def test_write_after_close_is_ignored(hookloop_loop, raw_peer):
     async def main():
-        tr, pr, peer = await stream()
+        tr, pr, peer = await raw_peer()
         tr.write(b"before")
         tr.close()
         for _ in range(10):
             tr.write(b"after")  # silently dropped, as asyncio does
         await pr.lost
-        got = b""
-        while chunk := peer.recv(100):
-            got += chunk
-        assert got == b"before"
+        assert await read_all(hookloop_loop, peer) == b"before"
 
     run(hookloop_loop, main())
 
 
-def test_write_after_write_eof(hookloop_loop, stream):
+def test_write_after_write_eof(hookloop_loop, raw_peer):
     async def main():
-        tr, pr, peer = await stream()
+        tr, pr, peer = await raw_peer()
         tr.write_eof()
         with pytest.raises(RuntimeError):
             tr.write(b"too late")
@@ -245,9 +193,9 @@ def test_write_after_write_eof(hookloop_loop, stream):
 
 
 @pytest.mark.parametrize("data", ["text", 42, None, [b"list"]])
-def test_write_wrong_type(hookloop_loop, stream, data):
+def test_write_wrong_type(hookloop_loop, raw_peer, data):
     async def main():
-        tr, pr, peer = await stream()
+        tr, pr, peer = await raw_peer()
         with pytest.raises(TypeError):
             tr.write(data)
         tr.close()
@@ -256,9 +204,9 @@ def test_write_wrong_type(hookloop_loop, stream, data):
     run(hookloop_loop, main())
 
 
-def test_writelines_wrong_item_type(hookloop_loop, stream):
+def test_writelines_wrong_item_type(hookloop_loop, raw_peer):
     async def main():
-        tr, pr, peer = await stream()
+        tr, pr, peer = await raw_peer()
         with pytest.raises(TypeError):
             tr.writelines([b"ok", "text"])
         tr.close()
@@ -312,29 +260,13 @@ def test_pipe_write_wrong_type(hookloop_loop):
 
 @pytest.mark.parametrize("method", ["create_connection", "create_server"])
 def test_datagram_socket_as_stream_sock(hookloop_loop, method):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    async def main():
-        with pytest.raises(ValueError):
-            await getattr(hookloop_loop, method)(Recorder, sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, pytest.raises(ValueError):
+        run(hookloop_loop, getattr(hookloop_loop, method)(Recorder, sock=s))
 
 
 def test_stream_socket_as_datagram_sock(hookloop_loop):
-    s = socket.socket()
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_datagram_endpoint(DatagramRecorder, sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket() as s, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_datagram_endpoint(DatagramRecorder, sock=s))
 
 
 @pytest.mark.parametrize("method", ["create_connection", "create_server",
@@ -359,16 +291,8 @@ def test_non_socket_as_sock(hookloop_loop, tmp_path, method, kind):
 
 
 def test_unix_connection_to_tcp_sock(hookloop_loop):
-    s = socket.socket()
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_unix_connection(Recorder, sock=s)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        s.close()
+    with socket.socket() as s, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_unix_connection(Recorder, sock=s))
 
 
 def test_sock_recv_into_readonly_buffer(hookloop_loop, hookloop_socketpair):

@@ -2,33 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import socket
 
 import pytest
 from net_helpers import DatagramRecorder, Echo, Recorder, has_ipv6, run
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
-
-
-class TrackingExecutor(concurrent.futures.ThreadPoolExecutor):
-    """A real default executor that remembers what it was given."""
-
-    def __init__(self):
-        super().__init__(max_workers=2)
-        self.submitted = []
-
-    def submit(self, fn, /, *args, **kwargs):
-        self.submitted.append(getattr(fn, "__name__", repr(fn)))
-        return super().submit(fn, *args, **kwargs)
-
-
-@pytest.fixture
-def tracker(hookloop_loop):
-    executor = TrackingExecutor()
-    hookloop_loop.set_default_executor(executor)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 @pytest.mark.parametrize(("host", "port", "kwargs"), [
@@ -92,17 +71,17 @@ def test_getaddrinfo_many_concurrent(hookloop_loop):
         assert infos and all(info[4][1] == port for info in infos)
 
 
-def test_tracking_executor_sees_default_executor_use(hookloop_loop, tracker):
+def test_tracking_executor_sees_default_executor_use(hookloop_loop, recording_executor):
     # The check below is only meaningful if this executor really is the one
     # the loop uses for run_in_executor(None, ...).
     async def main():
         return await hookloop_loop.run_in_executor(None, sum, [1, 2])
 
     assert run(hookloop_loop, main()) == 3
-    assert tracker.submitted == ["sum"]
+    assert recording_executor.calls == ["sum"]
 
 
-def test_numeric_hosts_need_no_executor(hookloop_loop, tracker):
+def test_numeric_hosts_need_no_executor(hookloop_loop, recording_executor):
     async def main():
         server = await hookloop_loop.create_server(Echo, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -123,10 +102,10 @@ def test_numeric_hosts_need_no_executor(hookloop_loop, tracker):
         await server.wait_closed()
 
     run(hookloop_loop, main())
-    assert tracker.submitted == []
+    assert recording_executor.calls == []
 
 
-def test_getaddrinfo_numeric_host_needs_no_executor(hookloop_loop, tracker):
+def test_getaddrinfo_numeric_host_needs_no_executor(hookloop_loop, recording_executor):
     # hookloop's resolver answers numeric hosts itself (asyncio's own loop
     # sends every getaddrinfo to the executor, so it fails this test).
     async def main():
@@ -134,7 +113,7 @@ def test_getaddrinfo_numeric_host_needs_no_executor(hookloop_loop, tracker):
         assert got == socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
 
     run(hookloop_loop, main())
-    assert tracker.submitted == []
+    assert recording_executor.calls == []
 
 
 def test_numeric_connect_after_executor_shutdown(hookloop_loop):

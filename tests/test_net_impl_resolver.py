@@ -3,7 +3,6 @@ socket.getaddrinfo, names go to the executor, resolve() is asyncio's."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
 import os
@@ -96,24 +95,6 @@ def test_parse_numeric_host():
     assert parse_numeric_host("fe80::1%1")[2] == 1
     assert parse_numeric_host("host.example") is None
     assert parse_numeric_host(42) is None
-
-
-class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
-    def __init__(self):
-        super().__init__(max_workers=1)
-        self.calls = []
-
-    def submit(self, fn, *args, **kwargs):
-        self.calls.append(getattr(fn, "__name__", fn))
-        return super().submit(fn, *args, **kwargs)
-
-
-@pytest.fixture
-def recording_executor(hookloop_loop):
-    executor = RecordingExecutor()
-    hookloop_loop.set_default_executor(executor)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 def test_numeric_getaddrinfo_needs_no_thread(hookloop_loop, recording_executor):

@@ -7,7 +7,7 @@ import os
 import socket
 
 import pytest
-from net_helpers import KeepOpen, Recorder, barrier, run
+from net_helpers import KeepOpen, Recorder, barrier, read_all, run
 
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit
 
@@ -20,39 +20,8 @@ def data_file(tmp_path):
         yield f
 
 
-@pytest.fixture
-def stream_pair(hookloop_loop):
-    """``make()`` -> (transport, protocol, peer socket)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    peers = []
-
-    async def make(factory=Recorder):
-        tr, pr = await hookloop_loop.create_connection(factory, *listener.getsockname())
-        peer, _ = listener.accept()
-        peer.setblocking(False)
-        peers.append(peer)
-        return tr, pr, peer
-
-    yield make
-    listener.close()
-    for p in peers:
-        p.close()
-
-
-async def _read_all(loop, sock, n=None):
-    data = bytearray()
-    while n is None or len(data) < n:
-        chunk = await loop.sock_recv(sock, 1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
-
-
 async def _read_n_concurrently(loop, sock, n):
-    return asyncio.ensure_future(_read_all(loop, sock, n))
+    return asyncio.ensure_future(read_all(loop, sock, n))
 
 
 async def _sendfile_steps(task):
@@ -63,9 +32,9 @@ async def _sendfile_steps(task):
 
 
 @pytest.mark.parametrize("fallback", [True, False])
-def test_sendfile_whole_file(hookloop_loop, stream_pair, data_file, fallback):
+def test_sendfile_whole_file(hookloop_loop, raw_peer, data_file, fallback):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         reader = await _read_n_concurrently(hookloop_loop, peer, len(DATA))
         sent = await hookloop_loop.sendfile(tr, data_file, fallback=fallback)
         assert sent == len(DATA)
@@ -73,7 +42,7 @@ def test_sendfile_whole_file(hookloop_loop, stream_pair, data_file, fallback):
         assert data_file.tell() == len(DATA)
         # The transport is usable afterwards.
         tr.write(b"after")
-        assert await _read_all(hookloop_loop, peer, 5) == b"after"
+        assert await read_all(hookloop_loop, peer, 5) == b"after"
         tr.close()
         await pr.lost
 
@@ -81,9 +50,9 @@ def test_sendfile_whole_file(hookloop_loop, stream_pair, data_file, fallback):
 
 
 @pytest.mark.parametrize("fallback", [True, False])
-def test_sendfile_offset_and_count(hookloop_loop, stream_pair, data_file, fallback):
+def test_sendfile_offset_and_count(hookloop_loop, raw_peer, data_file, fallback):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         reader = await _read_n_concurrently(hookloop_loop, peer, 1000)
         sent = await hookloop_loop.sendfile(tr, data_file, 100, 1000, fallback=fallback)
         assert sent == 1000
@@ -95,20 +64,20 @@ def test_sendfile_offset_and_count(hookloop_loop, stream_pair, data_file, fallba
     run(hookloop_loop, main())
 
 
-def test_sendfile_offset_past_end(hookloop_loop, stream_pair, data_file):
+def test_sendfile_offset_past_end(hookloop_loop, raw_peer, data_file):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         assert await hookloop_loop.sendfile(tr, data_file, len(DATA) + 10) == 0
         tr.close()
-        assert await _read_all(hookloop_loop, peer) == b""
+        assert await read_all(hookloop_loop, peer) == b""
         await pr.lost
 
     run(hookloop_loop, main())
 
 
-def test_sendfile_after_pending_writes_keeps_order(hookloop_loop, stream_pair, data_file):
+def test_sendfile_after_pending_writes_keeps_order(hookloop_loop, raw_peer, data_file):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         tr.set_write_buffer_limits(high=1 << 30)
         head = b"H" * (4 << 20)
         tr.write(head)
@@ -117,19 +86,19 @@ def test_sendfile_after_pending_writes_keeps_order(hookloop_loop, stream_pair, d
         tr.write(b"T")
         got = await reader
         assert got == head + DATA
-        assert await _read_all(hookloop_loop, peer, 1) == b"T"
+        assert await read_all(hookloop_loop, peer, 1) == b"T"
         tr.close()
         await pr.lost
 
     run(hookloop_loop, main())
 
 
-def test_write_during_sendfile_is_refused(hookloop_loop, stream_pair, tmp_path):
+def test_write_during_sendfile_is_refused(hookloop_loop, raw_peer, tmp_path):
     path = tmp_path / "big.bin"
     path.write_bytes(b"x" * (32 << 20))
 
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         with open(path, "rb") as big:
             task = asyncio.ensure_future(hookloop_loop.sendfile(tr, big, fallback=False))
             await _sendfile_steps(task)
@@ -145,9 +114,9 @@ def test_write_during_sendfile_is_refused(hookloop_loop, stream_pair, tmp_path):
     run(hookloop_loop, main())
 
 
-def test_sendfile_not_regular_file_needs_fallback(hookloop_loop, stream_pair):
+def test_sendfile_not_regular_file_needs_fallback(hookloop_loop, raw_peer):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         with pytest.raises(asyncio.SendfileNotAvailableError):
             await hookloop_loop.sendfile(tr, io.BytesIO(b"not a file"), fallback=False)
         reader = await _read_n_concurrently(hookloop_loop, peer, 10)
@@ -159,12 +128,12 @@ def test_sendfile_not_regular_file_needs_fallback(hookloop_loop, stream_pair):
     run(hookloop_loop, main())
 
 
-def test_sendfile_text_file_is_refused(hookloop_loop, stream_pair, tmp_path):
+def test_sendfile_text_file_is_refused(hookloop_loop, raw_peer, tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("text")
 
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         with open(path) as f:
             with pytest.raises(ValueError):
                 await hookloop_loop.sendfile(tr, f)
@@ -174,9 +143,9 @@ def test_sendfile_text_file_is_refused(hookloop_loop, stream_pair, tmp_path):
     run(hookloop_loop, main())
 
 
-def test_sendfile_on_closing_transport_is_refused(hookloop_loop, stream_pair, data_file):
+def test_sendfile_on_closing_transport_is_refused(hookloop_loop, raw_peer, data_file):
     async def main():
-        tr, pr, peer = await stream_pair()
+        tr, pr, peer = await raw_peer()
         tr.close()
         with pytest.raises(RuntimeError):
             await hookloop_loop.sendfile(tr, data_file)

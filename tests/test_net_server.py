@@ -14,8 +14,8 @@ from net_helpers import (
     connect,
     error_event,
     has_ipv6,
-    no_fd_leak,
     run,
+    run_without_fd_leak,
     start_server,
 )
 
@@ -144,9 +144,7 @@ def test_server_port_in_use(hookloop_loop):
             await hookloop_loop.create_server(Echo, *addr, reuse_port=False)
         await close_server(one)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def _completed_handshakes(address, attempts):
@@ -226,9 +224,7 @@ def test_server_close(hookloop_loop):
         with pytest.raises(ConnectionRefusedError):
             await connect(hookloop_loop, addr)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_server_close_keeps_accepted_connections(hookloop_loop):

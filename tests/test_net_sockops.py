@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest
-from net_helpers import barrier, no_fd_leak, refused_address, run
+from net_helpers import barrier, hanging_address, refused_address, run, run_without_fd_leak
 
 
 @pytest.fixture
@@ -86,9 +86,7 @@ def test_sock_connect_by_name(hookloop_loop, listener):
 
 
 def test_sock_connect_refused(hookloop_loop):
-    blocker, addr = refused_address()
-
-    async def main():
+    async def main(addr):
         client = _client()
         try:
             with pytest.raises(ConnectionRefusedError):
@@ -96,10 +94,8 @@ def test_sock_connect_refused(hookloop_loop):
         finally:
             client.close()
 
-    try:
-        run(hookloop_loop, main())
-    finally:
-        blocker.close()
+    with refused_address() as addr:
+        run(hookloop_loop, main(addr))
 
 
 def test_sock_connect_unix(hookloop_loop, tmp_path):
@@ -243,19 +239,10 @@ def test_sock_recvfrom_waits(hookloop_loop, udp_pair):
 
 
 def test_sock_connect_cancelled_leaks_nothing(hookloop_loop):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers = [socket.socket() for _ in range(3)]
-    for f in fillers:
-        f.setblocking(False)
-        f.connect_ex(listener.getsockname())
-
-    async def main():
+    async def main(hanging):
         client = _client()
         try:
-            task = asyncio.ensure_future(
-                hookloop_loop.sock_connect(client, listener.getsockname()))
+            task = asyncio.ensure_future(hookloop_loop.sock_connect(client, hanging))
             await barrier(hookloop_loop)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -265,11 +252,5 @@ def test_sock_connect_cancelled_leaks_nothing(hookloop_loop):
         finally:
             client.close()
 
-    try:
-        run(hookloop_loop, asyncio.sleep(0))
-        with no_fd_leak():
-            run(hookloop_loop, main())
-    finally:
-        listener.close()
-        for f in fillers:
-            f.close()
+    with hanging_address() as hanging:
+        run_without_fd_leak(hookloop_loop, main(hanging))

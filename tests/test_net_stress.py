@@ -20,9 +20,9 @@ from net_helpers import (
     crc,
     error_event,
     fd_count,
-    no_fd_leak,
     refused_address,
     run,
+    run_without_fd_leak,
     start_server,
 )
 
@@ -83,27 +83,19 @@ def test_ten_thousand_connections_checksummed(hookloop_loop):
         await asyncio.gather(*(bounded() for _ in range(CONNECTIONS)))
         await close_server(server)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main(), timeout=120)
+    run_without_fd_leak(hookloop_loop, main(), timeout=120)
     assert len(results) == CONNECTIONS
     assert all(results)
 
 
 def test_refused_connects_leak_nothing(hookloop_loop):
-    blocker, addr = refused_address()
-
-    async def main():
+    async def main(addr):
         for _ in range(200):
             with pytest.raises(ConnectionRefusedError):
                 await hookloop_loop.create_connection(Recorder, *addr)
 
-    try:
-        run(hookloop_loop, asyncio.sleep(0))
-        with no_fd_leak():
-            run(hookloop_loop, main())
-    finally:
-        blocker.close()
+    with refused_address() as addr:
+        run_without_fd_leak(hookloop_loop, main(addr))
 
 
 def test_aborts_and_resets_leak_nothing(hookloop_loop):
@@ -128,9 +120,7 @@ def test_aborts_and_resets_leak_nothing(hookloop_loop):
         assert len(protocols) == 200
         assert all(p.lost_calls == 1 for p in protocols)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_write_then_close_delivers_every_byte(hookloop_loop):
@@ -187,9 +177,7 @@ def test_peer_reset_mid_write_loses_connection_once(hookloop_loop):
         assert pr.lost_calls == 1
         assert tr.is_closing()
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_peer_reset_while_reading(hookloop_loop):
@@ -306,6 +294,4 @@ def test_64_mib_through_a_pipe_pair(hookloop_loop):
             self.digest.update(data)
             self.n += len(data)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main(), timeout=60)
+    run_without_fd_leak(hookloop_loop, main(), timeout=60)

@@ -13,11 +13,13 @@ from net_helpers import (
     barrier,
     close_server,
     connect,
+    hanging_address,
     has_ipv6,
     no_fd_leak,
     refused_address,
     resolver_loop,
     run,
+    run_without_fd_leak,
     start_server,
     tcp_info,
 )
@@ -41,20 +43,6 @@ def resolver_loop_factory(hookloop_backend, hookloop_errors):
     for loop in loops:
         loop.close()
     assert not hookloop_errors.contexts, hookloop_errors.contexts
-
-
-def _hanging_listener():
-    """A listener whose accept queue is full: a further connect gets no answer."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers = []
-    for _ in range(3):
-        c = socket.socket()
-        c.setblocking(False)
-        c.connect_ex(listener.getsockname())
-        fillers.append(c)
-    return listener, fillers
 
 
 def test_connect_roundtrip(hookloop_loop):
@@ -108,24 +96,18 @@ def test_connect_by_name(hookloop_loop):
 
 
 def test_connect_refused(hookloop_loop):
-    blocker, addr = refused_address()
-
-    async def main():
+    async def main(addr):
         with pytest.raises(ConnectionRefusedError):
             await connect(hookloop_loop, addr)
 
-    try:
-        with no_fd_leak():
-            run(hookloop_loop, main())
-    finally:
-        blocker.close()
+    with refused_address() as addr, no_fd_leak():
+        run(hookloop_loop, main(addr))
 
 
 def test_connect_tries_next_address_after_refusal(resolver_loop_factory):
-    blocker, bad = refused_address()
     loop, resolver = resolver_loop_factory({})
 
-    async def main():
+    async def main(bad):
         server, good, _ = await start_server(loop)
         resolver.table["two.example"] = [tcp_info(bad), tcp_info(good)]
         tr, pr = await loop.create_connection(Recorder, "two.example", 80)
@@ -134,69 +116,50 @@ def test_connect_tries_next_address_after_refusal(resolver_loop_factory):
         await pr.lost
         await close_server(server)
 
-    try:
-        run(loop, main())
-    finally:
-        blocker.close()
+    with refused_address() as bad:
+        run(loop, main(bad))
     assert "two.example" in resolver.asked
 
 
 def test_connect_all_addresses_refused_raises_oserror(resolver_loop_factory):
-    b1, bad1 = refused_address()
-    b2, bad2 = refused_address()
-    loop, _ = resolver_loop_factory({"none.example": [tcp_info(bad1), tcp_info(bad2)]})
-
-    async def main():
+    async def main(loop):
         with pytest.raises(OSError):
             await loop.create_connection(Recorder, "none.example", 80)
 
-    try:
+    with refused_address() as bad1, refused_address() as bad2:
+        loop, _ = resolver_loop_factory({"none.example": [tcp_info(bad1), tcp_info(bad2)]})
         with no_fd_leak():
-            run(loop, main())
-    finally:
-        b1.close()
-        b2.close()
+            run(loop, main(loop))
 
 
 def test_connect_all_errors_gives_exception_group(resolver_loop_factory):
-    b1, bad1 = refused_address()
-    b2, bad2 = refused_address()
-    loop, _ = resolver_loop_factory({"none.example": [tcp_info(bad1), tcp_info(bad2)]})
-
-    async def main():
+    async def main(loop):
         with pytest.raises(ExceptionGroup) as info:
             await loop.create_connection(Recorder, "none.example", 80, all_errors=True)
         assert len(info.value.exceptions) == 2
         assert all(isinstance(e, ConnectionRefusedError) for e in info.value.exceptions)
 
-    try:
-        run(loop, main())
-    finally:
-        b1.close()
-        b2.close()
+    with refused_address() as bad1, refused_address() as bad2:
+        loop, _ = resolver_loop_factory({"none.example": [tcp_info(bad1), tcp_info(bad2)]})
+        run(loop, main(loop))
 
 
 def test_connect_all_errors_single_address(hookloop_loop):
-    blocker, addr = refused_address()
-
-    async def main():
+    async def main(addr):
         with pytest.raises(ExceptionGroup) as info:
             await connect(hookloop_loop, addr, all_errors=True)
         assert [type(e) for e in info.value.exceptions] == [ConnectionRefusedError]
 
-    try:
-        run(hookloop_loop, main())
-    finally:
-        blocker.close()
+    with refused_address() as addr:
+        run(hookloop_loop, main(addr))
 
 
 def test_happy_eyeballs_starts_next_address_while_first_hangs(resolver_loop_factory):
-    listener, fillers = _hanging_listener()
     loop, resolver = resolver_loop_factory({})
 
-    async def main():
+    async def main(hanging):
         server, good, _ = await start_server(loop)
-        resolver.table["he.example"] = [tcp_info(listener.getsockname()), tcp_info(good)]
+        resolver.table["he.example"] = [tcp_info(hanging), tcp_info(good)]
         tr, pr = await loop.create_connection(Recorder, "he.example", 80,
                                               happy_eyeballs_delay=0.05)
         assert tr.get_extra_info("peername") == good
@@ -204,25 +167,17 @@ def test_happy_eyeballs_starts_next_address_while_first_hangs(resolver_loop_fact
         await pr.lost
         await close_server(server)
 
-    try:
-        run(loop, asyncio.sleep(0))
-        with no_fd_leak():
-            run(loop, main())
-    finally:
-        listener.close()
-        for c in fillers:
-            c.close()
+    with hanging_address() as hanging:
+        run_without_fd_leak(loop, main(hanging))
 
 
 @needs_ipv6
 @pytest.mark.parametrize(("interleave", "expect_family"),
                          [(1, socket.AF_INET6), (0, socket.AF_INET)])
 def test_interleave_orders_address_families(resolver_loop_factory, interleave, expect_family):
-    b1, bad1 = refused_address()
-    b2, bad2 = refused_address()
     loop, resolver = resolver_loop_factory({})
 
-    async def main():
+    async def main(bad1, bad2):
         server4, good4, _ = await start_server(loop)
         server6, good6, _ = await start_server(loop, host="::1")
         # Families in order v4 v4 v4 v6: interleave=1 takes one v4 then
@@ -237,11 +192,8 @@ def test_interleave_orders_address_families(resolver_loop_factory, interleave, e
         await close_server(server4)
         await close_server(server6)
 
-    try:
-        run(loop, main())
-    finally:
-        b1.close()
-        b2.close()
+    with refused_address() as bad1, refused_address() as bad2:
+        run(loop, main(bad1, bad2))
 
 
 def test_connect_with_sock(hookloop_loop):
@@ -402,16 +354,8 @@ def test_connect_accepted_socket(hookloop_loop):
 
 
 def test_connect_accepted_socket_rejects_datagram_socket(hookloop_loop):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.connect_accepted_socket(Recorder, sock)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        sock.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.connect_accepted_socket(Recorder, sock))
 
 
 def test_connect_to_closed_server_port_leaks_nothing(hookloop_loop):
@@ -428,20 +372,12 @@ def test_connect_to_closed_server_port_leaks_nothing(hookloop_loop):
 
 
 def test_connect_cancelled_while_connecting_leaks_nothing(hookloop_loop):
-    listener, fillers = _hanging_listener()
-
-    async def main():
-        task = asyncio.ensure_future(connect(hookloop_loop, listener.getsockname()))
+    async def main(hanging):
+        task = asyncio.ensure_future(connect(hookloop_loop, hanging))
         await barrier(hookloop_loop)  # the connect is now pending
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    try:
-        run(hookloop_loop, asyncio.sleep(0))
-        with no_fd_leak():
-            run(hookloop_loop, main())
-    finally:
-        listener.close()
-        for c in fillers:
-            c.close()
+    with hanging_address() as hanging:
+        run_without_fd_leak(hookloop_loop, main(hanging))

@@ -12,43 +12,11 @@ from net_helpers import (
     barrier,
     close_server,
     connect,
-    no_fd_leak,
+    read_all,
     run,
+    run_without_fd_leak,
     start_server,
 )
-
-
-@pytest.fixture
-def raw_peer(hookloop_loop):
-    """``make()`` -> (transport, protocol, peer): a transport on one end of a
-    TCP connection and a plain non-blocking socket on the other."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    peers = []
-
-    async def make(factory=Recorder):
-        tr, pr = await connect(hookloop_loop, listener.getsockname(), factory)
-        peer, _ = listener.accept()
-        peer.setblocking(False)
-        peers.append(peer)
-        return tr, pr, peer
-
-    yield make
-    listener.close()
-    for p in peers:
-        p.close()
-
-
-async def _read_all(loop, sock, n=None):
-    """Read from ``sock`` until EOF (or ``n`` bytes)."""
-    data = bytearray()
-    while n is None or len(data) < n:
-        chunk = await loop.sock_recv(sock, 1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
 
 
 def test_write_and_writelines(hookloop_loop, raw_peer):
@@ -60,7 +28,7 @@ def test_write_and_writelines(hookloop_loop, raw_peer):
         tr.writelines([b"d", bytearray(b"e"), memoryview(b"f")])
         tr.writelines(iter([b"g", b"h"]))
         tr.close()
-        assert await _read_all(hookloop_loop, peer) == b"abcdefgh"
+        assert await read_all(hookloop_loop, peer) == b"abcdefgh"
         assert await pr.lost is None
 
     run(hookloop_loop, main())
@@ -74,7 +42,7 @@ def test_write_empty_is_a_no_op(hookloop_loop, raw_peer):
         assert tr.get_write_buffer_size() == 0
         tr.write(b"z")
         tr.close()
-        assert await _read_all(hookloop_loop, peer) == b"z"
+        assert await read_all(hookloop_loop, peer) == b"z"
 
     run(hookloop_loop, main())
 
@@ -85,7 +53,7 @@ def test_write_eof_half_close(hookloop_loop, raw_peer):
         assert tr.can_write_eof()
         tr.write(b"request")
         tr.write_eof()
-        assert await _read_all(hookloop_loop, peer) == b"request"
+        assert await read_all(hookloop_loop, peer) == b"request"
         # The other direction still works.
         await hookloop_loop.sock_sendall(peer, b"reply")
         assert await pr.received(5) == b"reply"
@@ -106,7 +74,7 @@ def test_write_eof_twice_is_harmless(hookloop_loop, raw_peer):
         tr, pr, peer = await raw_peer(KeepOpen)
         tr.write_eof()
         tr.write_eof()
-        assert await _read_all(hookloop_loop, peer) == b""
+        assert await read_all(hookloop_loop, peer) == b""
         tr.close()
         await pr.lost
 
@@ -213,7 +181,7 @@ def test_pause_and_resume_writing_at_water_marks(hookloop_loop, raw_peer):
         tr.write(chunk)  # writing while paused is allowed, no second pause
         sent += len(chunk)
         assert pr.paused == 1
-        got = await _read_all(hookloop_loop, peer, sent)
+        got = await read_all(hookloop_loop, peer, sent)
         await pr.resume_event.wait()
         assert len(got) == sent
         assert pr.resumed == 1
@@ -233,7 +201,7 @@ def test_get_write_buffer_size_counts_unsent_bytes(hookloop_loop, raw_peer):
         pending = tr.get_write_buffer_size()
         assert 0 < pending <= 16 << 20
         tr.close()
-        assert len(await _read_all(hookloop_loop, peer)) == 16 << 20
+        assert len(await read_all(hookloop_loop, peer)) == 16 << 20
         assert tr.get_write_buffer_size() == 0
         await pr.lost
 
@@ -250,7 +218,7 @@ def test_abort_drops_pending_data(hookloop_loop, raw_peer):
         assert tr.is_closing()
         assert await pr.lost is None
         try:
-            got = await _read_all(hookloop_loop, peer)
+            got = await read_all(hookloop_loop, peer)
         except ConnectionResetError:
             got = b""
         assert len(got) < 16 << 20
@@ -327,7 +295,7 @@ def test_transport_sock_is_not_closable_by_user(hookloop_loop, raw_peer):
             pass
         assert tr.get_extra_info("socket").fileno() == fd
         tr.write(b"still open")
-        assert await _read_all(hookloop_loop, peer, 10) == b"still open"
+        assert await read_all(hookloop_loop, peer, 10) == b"still open"
         tr.close()
         await pr.lost
 
@@ -446,7 +414,7 @@ def test_add_reader_on_transport_fd_is_refused(hookloop_loop, raw_peer):
                 method(fd)
         # The transport still works.
         tr.write(b"ok")
-        assert await _read_all(hookloop_loop, peer, 2) == b"ok"
+        assert await read_all(hookloop_loop, peer, 2) == b"ok"
         tr.close()
         await pr.lost
 
@@ -497,6 +465,4 @@ def test_echo_many_messages_in_order(hookloop_loop):
         await pr.lost
         await close_server(server)
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())

@@ -14,6 +14,7 @@ from net_helpers import (
     has_ipv6,
     no_fd_leak,
     run,
+    run_without_fd_leak,
 )
 
 
@@ -140,9 +141,7 @@ def test_udp_address_in_use_without_reuse_port(hookloop_loop):
         t1.close()
         await p1.lost
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 @pytest.mark.parametrize("allow", [True, False])
@@ -310,9 +309,7 @@ def test_datagram_abort(hookloop_loop):
         await asyncio.sleep(0)
         assert pr.lost_calls == 1
 
-    run(hookloop_loop, asyncio.sleep(0))
-    with no_fd_leak():
-        run(hookloop_loop, main())
+    run_without_fd_leak(hookloop_loop, main())
 
 
 def test_datagram_close_leaks_nothing(hookloop_loop):

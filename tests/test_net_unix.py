@@ -167,29 +167,13 @@ def test_unix_connection_refused_by_stale_socket(hookloop_loop, sock_path):
 
 
 def test_unix_server_rejects_tcp_sock(hookloop_loop):
-    sock = socket.socket()
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_unix_server(Echo, sock=sock)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        sock.close()
+    with socket.socket() as sock, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_unix_server(Echo, sock=sock))
 
 
 def test_unix_server_path_and_sock_is_an_error(hookloop_loop, sock_path):
-    sock = socket.socket(socket.AF_UNIX)
-
-    async def main():
-        with pytest.raises(ValueError):
-            await hookloop_loop.create_unix_server(Echo, sock_path, sock=sock)
-
-    try:
-        run(hookloop_loop, main())
-    finally:
-        sock.close()
+    with socket.socket(socket.AF_UNIX) as sock, pytest.raises(ValueError):
+        run(hookloop_loop, hookloop_loop.create_unix_server(Echo, sock_path, sock=sock))
 
 
 def test_unix_write_eof_half_close(hookloop_loop, sock_path):
