@@ -9,14 +9,16 @@ import os
 import socket
 
 import pytest
-from net_helpers import DatagramRecorder, StaticResolver, no_fd_leak, resolver_loop, run
+from net_helpers import (
+    DatagramRecorder,
+    StaticResolver,
+    iterations,
+    no_fd_leak,
+    resolver_loop,
+    run,
+)
 
 from hookloop.builtins.network.datagram import DATAGRAM_OVERHEAD, DatagramTransport
-
-
-async def settle():
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def test_close_flushes_the_queue_then_loses_the_connection(hookloop_loop, unix_p
         tr.sendto(b"last")
         tr.close()
         assert tr.is_closing()
-        await settle()
+        await iterations(3)
         assert not pr.lost.done()  # still flushing
         got = []
         while not pr.lost.done():

@@ -14,22 +14,7 @@ import os
 import socket
 
 import pytest
-
-TIMEOUT = 20
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-
-
-def fd_count():
-    return len(os.listdir("/proc/self/fd"))
-
-
-async def iterations(n=5):
-    """Let the loop poll ``n`` times."""
-    for _ in range(n):
-        await asyncio.sleep(0)
+from net_helpers import fd_count, iterations, run
 
 
 class Reader(asyncio.Protocol):

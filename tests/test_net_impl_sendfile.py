@@ -16,22 +16,13 @@ import os
 import socket
 
 import pytest
+from net_helpers import iterations, run
 
-TIMEOUT = 20
 SMALL_BUFFER = 8 * 1024
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 def registered(loop):
     return loop.poller.statistics()["registered_fds"]
-
-
-async def iterations(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0)
 
 
 class Sink(asyncio.Protocol):

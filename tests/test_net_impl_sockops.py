@@ -9,18 +9,12 @@ import socket
 import ssl
 
 import pytest
-from net_helpers import StaticResolver, has_ipv6, no_fd_leak, resolver_loop, run
+from net_helpers import StaticResolver, has_ipv6, iterations, no_fd_leak, resolver_loop, run
 
 
 def registered(loop):
     """fds the poller watches, the loop's own waker excluded."""
     return loop.poller.statistics()["registered_fds"] - 1
-
-
-async def settle():
-    """Let done-callbacks and cancellations run (two ready-queue passes)."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 def fill(sock):
@@ -40,12 +34,12 @@ def test_two_recvs_are_served_in_call_order(hookloop_loop, hookloop_socketpair):
     async def main():
         first = asyncio.ensure_future(hookloop_loop.sock_recv(a, 1))
         second = asyncio.ensure_future(hookloop_loop.sock_recv(a, 1))
-        await settle()
+        await iterations(3)
         assert registered(hookloop_loop) == 1
         b.send(b"12")
         assert await first == b"1"
         assert await second == b"2"
-        await settle()
+        await iterations(3)
         assert registered(hookloop_loop) == 0
 
     run(hookloop_loop, main())
@@ -57,7 +51,7 @@ def test_queued_recv_does_not_overtake_when_data_is_already_there(hookloop_loop,
 
     async def main():
         first = asyncio.ensure_future(hookloop_loop.sock_recv(a, 1))
-        await settle()
+        await iterations(3)
         b.send(b"xy")
         # Data is there, but the first waiter has not run yet: the second
         # one must queue behind it rather than read at once.  Step it by
@@ -100,7 +94,7 @@ def test_recv_and_sendall_wait_together_on_one_socket(hookloop_loop, hookloop_so
         backlog = fill(a)
         reader = asyncio.ensure_future(hookloop_loop.sock_recv(a, 10))
         writer = asyncio.ensure_future(hookloop_loop.sock_sendall(a, b"tail"))
-        await settle()
+        await iterations(3)
         assert not reader.done() and not writer.done()
         drained = 0
         while drained < backlog + 4:
@@ -108,7 +102,7 @@ def test_recv_and_sendall_wait_together_on_one_socket(hookloop_loop, hookloop_so
         await writer
         b.send(b"hi")
         assert await reader == b"hi"
-        await settle()
+        await iterations(3)
         assert registered(hookloop_loop) == 0
 
     run(hookloop_loop, main())
@@ -120,11 +114,11 @@ def test_cancelled_recv_leaves_nothing_registered_and_takes_no_data(hookloop_loo
 
     async def main():
         task = asyncio.ensure_future(hookloop_loop.sock_recv(a, 100))
-        await settle()
+        await iterations(3)
         assert registered(hookloop_loop) == 1
         task.cancel()
         b.send(b"kept")  # readable now, but the op is cancelled
-        await settle()
+        await iterations(3)
         assert task.cancelled()
         assert registered(hookloop_loop) == 0
         assert a.recv(100) == b"kept"
@@ -138,7 +132,7 @@ def test_cancelled_head_of_queue_is_skipped(hookloop_loop, hookloop_socketpair):
     async def main():
         first = asyncio.ensure_future(hookloop_loop.sock_recv(a, 100))
         second = asyncio.ensure_future(hookloop_loop.sock_recv(a, 100))
-        await settle()
+        await iterations(3)
         first.cancel()
         b.send(b"for the second")
         assert await second == b"for the second"
@@ -153,9 +147,9 @@ def test_cancelled_sendall_then_new_sendall(hookloop_loop, hookloop_socketpair):
     async def main():
         backlog = fill(a)
         blocked = asyncio.ensure_future(hookloop_loop.sock_sendall(a, b"never"))
-        await settle()
+        await iterations(3)
         blocked.cancel()
-        await settle()
+        await iterations(3)
         assert registered(hookloop_loop) == 0
         sender = asyncio.ensure_future(hookloop_loop.sock_sendall(a, b"world"))
         data = bytearray()
@@ -187,7 +181,7 @@ def test_closed_socket_waiter_fails_when_fd_is_reused(hookloop_loop):
         a, b = socket.socketpair()
         a.setblocking(False)
         stale = asyncio.ensure_future(hookloop_loop.sock_recv(a, 10))
-        await settle()
+        await iterations(3)
         number = a.fileno()
         a.close()
         b.close()
@@ -204,7 +198,7 @@ def test_closed_socket_waiter_fails_when_fd_is_reused(hookloop_loop):
             assert info.value.errno == errno.EBADF
             other.send(b"new")
             assert await fresh == b"new"
-            await settle()
+            await iterations(3)
             assert registered(hookloop_loop) == 0
         finally:
             c.close()
@@ -224,7 +218,7 @@ def test_transport_socket_is_refused_before_any_syscall(hookloop_loop, hookloop_
         with pytest.raises(RuntimeError, match="is used by transport"):
             await hookloop_loop.sock_sendall(a, b"x")
         transport.close()
-        await settle()
+        await iterations(3)
 
     run(hookloop_loop, main())
 
@@ -285,7 +279,7 @@ def test_recvfrom_into_nbytes(hookloop_loop):
         async def main():
             buf = bytearray(10)
             waiting = asyncio.ensure_future(hookloop_loop.sock_recvfrom_into(a, buf, 3))
-            await settle()
+            await iterations(3)
             b.sendto(b"abcdef", a.getsockname())
             nbytes, addr = await waiting
             assert (nbytes, bytes(buf[:4])) == (3, b"abc\0")
@@ -355,13 +349,13 @@ def test_accept_returns_non_blocking_socket(hookloop_loop):
 
         async def main():
             accepting = asyncio.ensure_future(hookloop_loop.sock_accept(listener))
-            await settle()
+            await iterations(3)
             assert registered(hookloop_loop) == 1
             with socket.create_connection(listener.getsockname()):
                 conn, _ = await accepting
                 with conn:
                     assert conn.gettimeout() == 0
-            await settle()
+            await iterations(3)
             assert registered(hookloop_loop) == 0
 
         run(hookloop_loop, main())

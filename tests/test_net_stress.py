@@ -154,14 +154,9 @@ def test_write_then_close_delivers_every_byte(hookloop_loop):
     run(hookloop_loop, main())
 
 
-def test_peer_reset_mid_write_loses_connection_once(hookloop_loop):
+def test_peer_reset_mid_write_loses_connection_once(hookloop_loop, raw_peer):
     async def main():
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        tr, pr = await hookloop_loop.create_connection(Recorder, *listener.getsockname())
-        peer, _ = listener.accept()
-        listener.close()
+        tr, pr, peer = await raw_peer()
         tr.set_write_buffer_limits(high=1 << 30)
         tr.write(b"x" * (16 << 20))
         assert tr.get_write_buffer_size() > 0
@@ -180,14 +175,9 @@ def test_peer_reset_mid_write_loses_connection_once(hookloop_loop):
     run_without_fd_leak(hookloop_loop, main())
 
 
-def test_peer_reset_while_reading(hookloop_loop):
+def test_peer_reset_while_reading(hookloop_loop, raw_peer):
     async def main():
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        tr, pr = await hookloop_loop.create_connection(KeepOpen, *listener.getsockname())
-        peer, _ = listener.accept()
-        listener.close()
+        tr, pr, peer = await raw_peer(KeepOpen)
         peer.send(b"data")
         await pr.received(4)
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
