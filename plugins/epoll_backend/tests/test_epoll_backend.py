@@ -15,6 +15,8 @@ from hookloop.poller import READ, WRITE
 from hookloop_epoll import EpollPoller
 from hookloop_epoll.epoll_poller import EPOLL_UNAVAILABLE
 
+Pair = tuple[socket.socket, socket.socket]
+
 linux_only = pytest.mark.skipif(EPOLL_UNAVAILABLE is not None, reason=str(EPOLL_UNAVAILABLE))
 
 
@@ -27,13 +29,6 @@ def poller() -> Iterator[EpollPoller]:
         yield p
     finally:
         p.close()
-
-
-@pytest.fixture
-def pair(hookloop_socketpair: tuple[socket.socket, socket.socket]
-         ) -> tuple[socket.socket, socket.socket]:
-    """The testing kit's non-blocking socket pair."""
-    return hookloop_socketpair
 
 
 def test_hook_offers_epoll() -> None:
@@ -54,9 +49,9 @@ def test_masks_are_native(poller: EpollPoller) -> None:
     assert not poller.WRITABLE & select.EPOLLIN
 
 
-def test_poll_returns_the_kernel_list(poller: EpollPoller, pair: tuple[socket.socket, ...]
+def test_poll_returns_the_kernel_list(poller: EpollPoller, hookloop_socketpair: Pair
                                       ) -> None:
-    a, b = pair
+    a, b = hookloop_socketpair
     poller.register(a.fileno(), READ | WRITE)
     b.send(b"x")
     assert poller.poll(0) == [(a.fileno(), select.EPOLLIN | select.EPOLLOUT)]
@@ -77,9 +72,9 @@ def test_maxevents_grows_on_full_batches(poller: EpollPoller) -> None:
             b.close()
 
 
-def test_rebuild_only_for_fds_we_had(poller: EpollPoller, pair: tuple[socket.socket, ...]
+def test_rebuild_only_for_fds_we_had(poller: EpollPoller, hookloop_socketpair: Pair
                                      ) -> None:
-    a, b = pair
+    a, b = hookloop_socketpair
     poller.unregister(b.fileno())  # never registered: ENOENT, no rebuild
     assert poller.statistics()["rebuilds"] == 0
     poller.register(b.fileno(), WRITE)
@@ -96,9 +91,9 @@ def test_rebuild_only_for_fds_we_had(poller: EpollPoller, pair: tuple[socket.soc
         os.close(dup)
 
 
-def test_register_again_replaces_the_mask(poller: EpollPoller, pair: tuple[socket.socket, ...]
+def test_register_again_replaces_the_mask(poller: EpollPoller, hookloop_socketpair: Pair
                                           ) -> None:
-    a, b = pair
+    a, b = hookloop_socketpair
     b.send(b"x")
     poller.register(a.fileno(), READ)
     poller.register(a.fileno(), WRITE)  # EEXIST -> modify
@@ -114,10 +109,10 @@ def test_regular_file_is_refused(poller: EpollPoller, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("events", [-1, 4])
-def test_bad_event_mask(poller: EpollPoller, pair: tuple[socket.socket, ...],
+def test_bad_event_mask(poller: EpollPoller, hookloop_socketpair: Pair,
                         events: int) -> None:
     with pytest.raises(ValueError):
-        poller.register(pair[0].fileno(), events)
+        poller.register(hookloop_socketpair[0].fileno(), events)
     assert poller.statistics()["registered_fds"] == 0
 
 

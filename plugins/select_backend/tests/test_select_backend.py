@@ -14,6 +14,8 @@ from hookloop.poller import READ, WRITE
 from hookloop_select import PollPoller, SelectPoller
 from hookloop_select.select_poller import FD_SETSIZE
 
+Pair = tuple[socket.socket, socket.socket]
+
 needs_poll = pytest.mark.skipif(not hasattr(select, "poll"), reason="no select.poll")
 
 
@@ -24,13 +26,6 @@ def poller(request: pytest.FixtureRequest) -> Iterator[SelectPoller | PollPoller
         yield p
     finally:
         p.close()
-
-
-@pytest.fixture
-def pair(hookloop_socketpair: tuple[socket.socket, socket.socket]
-         ) -> tuple[socket.socket, socket.socket]:
-    """The testing kit's non-blocking socket pair."""
-    return hookloop_socketpair
 
 
 def test_hook_offers_both_backends() -> None:
@@ -45,12 +40,12 @@ def test_hook_offers_both_backends() -> None:
 
 
 @pytest.fixture
-def high_fd(pair: tuple[socket.socket, ...]) -> Iterator[int]:
-    """A duplicate of ``pair[0]`` numbered above select's FD_SETSIZE."""
+def high_fd(hookloop_socketpair: Pair) -> Iterator[int]:
+    """A duplicate of ``hookloop_socketpair[0]`` numbered above select's FD_SETSIZE."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft <= FD_SETSIZE + 10:
         pytest.skip(f"RLIMIT_NOFILE {soft} too low to open an fd >= FD_SETSIZE")
-    high = os.dup2(pair[0].fileno(), FD_SETSIZE + 5)
+    high = os.dup2(hookloop_socketpair[0].fileno(), FD_SETSIZE + 5)
     try:
         yield high
     finally:
@@ -69,18 +64,18 @@ def test_high_fd_rejected_by_select_at_register(high_fd: int) -> None:
 
 
 @needs_poll
-def test_high_fd_fine_with_poll(pair: tuple[socket.socket, ...], high_fd: int) -> None:
+def test_high_fd_fine_with_poll(hookloop_socketpair: Pair, high_fd: int) -> None:
     p = PollPoller()
     try:
         p.register(high_fd, READ)
-        pair[1].send(b"x")
+        hookloop_socketpair[1].send(b"x")
         assert any(fd == high_fd and ev & p.READABLE for fd, ev in p.poll(1))
     finally:
         p.close()
 
 
-def test_select_ebadf_recovery_is_counted_and_repeats(pair: tuple[socket.socket, ...]) -> None:
-    a, b = pair
+def test_select_ebadf_recovery_is_counted_and_repeats(hookloop_socketpair: Pair) -> None:
+    a, b = hookloop_socketpair
     c, d = socket.socketpair()
     p = SelectPoller()
     try:
@@ -101,8 +96,8 @@ def test_select_ebadf_recovery_is_counted_and_repeats(pair: tuple[socket.socket,
         d.close()
 
 
-def test_select_reports_each_direction_separately(pair: tuple[socket.socket, ...]) -> None:
-    a, b = pair
+def test_select_reports_each_direction_separately(hookloop_socketpair: Pair) -> None:
+    a, b = hookloop_socketpair
     p = SelectPoller()
     try:
         p.register(a.fileno(), READ | WRITE)
@@ -128,8 +123,8 @@ def test_poll_rounds_timeouts_up_to_milliseconds(monkeypatch: pytest.MonkeyPatch
 
 
 @needs_poll
-def test_poll_reports_pollnval_for_closed_fd(pair: tuple[socket.socket, ...]) -> None:
-    a, _ = pair
+def test_poll_reports_pollnval_for_closed_fd(hookloop_socketpair: Pair) -> None:
+    a, _ = hookloop_socketpair
     p = PollPoller()
     try:
         p.register(a.fileno(), READ)
@@ -143,8 +138,8 @@ def test_poll_reports_pollnval_for_closed_fd(pair: tuple[socket.socket, ...]) ->
 
 
 def test_register_again_replaces_the_mask(poller: SelectPoller | PollPoller,
-                                          pair: tuple[socket.socket, ...]) -> None:
-    a, b = pair
+                                          hookloop_socketpair: Pair) -> None:
+    a, b = hookloop_socketpair
     b.send(b"x")
     poller.register(a.fileno(), READ)
     poller.register(a.fileno(), WRITE)
@@ -155,9 +150,9 @@ def test_register_again_replaces_the_mask(poller: SelectPoller | PollPoller,
 
 
 def test_modify_unregistered_fd_is_enoent(poller: SelectPoller | PollPoller,
-                                          pair: tuple[socket.socket, ...]) -> None:
+                                          hookloop_socketpair: Pair) -> None:
     with pytest.raises(FileNotFoundError):
-        poller.modify(pair[0].fileno(), READ)
+        poller.modify(hookloop_socketpair[0].fileno(), READ)
 
 
 def test_unregister_unknown_fd_is_a_no_op(poller: SelectPoller | PollPoller) -> None:
@@ -166,8 +161,8 @@ def test_unregister_unknown_fd_is_a_no_op(poller: SelectPoller | PollPoller) -> 
 
 
 @pytest.mark.parametrize("events", [-1, 4, 8])
-def test_bad_event_mask(poller: SelectPoller | PollPoller, pair: tuple[socket.socket, ...],
+def test_bad_event_mask(poller: SelectPoller | PollPoller, hookloop_socketpair: Pair,
                         events: int) -> None:
     with pytest.raises(ValueError):
-        poller.register(pair[0].fileno(), events)
+        poller.register(hookloop_socketpair[0].fileno(), events)
     assert poller.statistics()["registered_fds"] == 0
