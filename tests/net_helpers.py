@@ -240,6 +240,14 @@ async def close_server(server):
     await server.wait_closed()
 
 
+async def close_and_wait(*endpoints):
+    """Close each ``(transport, protocol)`` pair, then wait for each
+    protocol's ``connection_lost``; returns the exceptions it was given."""
+    for transport, _ in endpoints:
+        transport.close()
+    return [await protocol.lost for _, protocol in endpoints]
+
+
 async def connect(loop, address, factory=Recorder, **kwargs):
     return await loop.create_connection(factory, *address, **kwargs)
 

@@ -14,7 +14,7 @@ import os
 import socket
 
 import pytest
-from net_helpers import fd_count, iterations, run
+from net_helpers import close_and_wait, fd_count, iterations, run
 
 
 class Reader(asyncio.Protocol):
@@ -433,10 +433,7 @@ def test_the_fd_is_made_non_blocking(hookloop_loop, pipe_files):
         assert not os.get_blocking(wfile.fileno())
         with pytest.raises(RuntimeError, match="is used by transport"):
             loop.add_reader(rfile.fileno(), lambda: None)
-        wt.close()
-        rt.close()
-        await writer.lost
-        await reader.lost
+        await close_and_wait((wt, writer), (rt, reader))
 
     run(hookloop_loop, main())
 

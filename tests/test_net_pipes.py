@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest
-from net_helpers import KeepOpen, Recorder, barrier, no_fd_leak, run
+from net_helpers import KeepOpen, Recorder, barrier, close_and_wait, no_fd_leak, run
 
 
 @pytest.fixture
@@ -129,10 +129,7 @@ def test_write_pipe_flow_control(hookloop_loop, pipe):
         await pr.resume_event.wait()
         assert await rpr.received(total) == b"p" * total
         assert tr.get_write_buffer_size() == 0
-        tr.close()
-        rtr.close()
-        await pr.lost
-        await rpr.lost
+        await close_and_wait((tr, pr), (rtr, rpr))
 
     run(hookloop_loop, main())
 

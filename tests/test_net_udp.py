@@ -11,6 +11,7 @@ import pytest
 from net_helpers import (
     DatagramEcho,
     DatagramRecorder,
+    close_and_wait,
     has_ipv6,
     no_fd_leak,
     run,
@@ -42,10 +43,7 @@ def test_udp_connected_roundtrip(hookloop_loop):
         assert sorted(d for d, _ in got) == [b"one", b"two"]
         assert all(a == addr for _, a in got)
         assert sorted(d for d, _ in epr.datagrams) == [b"one", b"two"]
-        tr.close()
-        etr.close()
-        assert await pr.lost is None
-        assert await epr.lost is None
+        assert await close_and_wait((tr, pr), (etr, epr)) == [None, None]
 
     run(hookloop_loop, main())
 
@@ -59,10 +57,7 @@ def test_udp_unconnected_sendto(hookloop_loop):
         data, source = await pr.next_datagram()
         assert (data, source) == (b"hi", addr)
         assert epr.datagrams == [(b"hi", tr.get_extra_info("sockname"))]
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     run(hookloop_loop, main())
 
@@ -73,10 +68,7 @@ def test_udp_empty_datagram(hookloop_loop):
         tr, pr = await hookloop_loop.create_datagram_endpoint(DatagramRecorder, remote_addr=addr)
         tr.sendto(b"")
         assert (await pr.next_datagram())[0] == b""
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     run(hookloop_loop, main())
 
@@ -90,10 +82,7 @@ def test_udp_local_and_remote_addr(hookloop_loop):
         tr.sendto(b"x")
         await pr.next_datagram()
         assert epr.datagrams[0][1][0] == "127.0.0.2"
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     run(hookloop_loop, main())
 
@@ -123,10 +112,7 @@ def test_udp_reuse_port(hookloop_loop):
         assert t2.get_extra_info("sockname") == addr
         assert t2.get_extra_info("socket").getsockopt(
             socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0
-        t1.close()
-        t2.close()
-        await p1.lost
-        await p2.lost
+        await close_and_wait((t1, p1), (t2, p2))
 
     run(hookloop_loop, main())
 
@@ -168,10 +154,7 @@ def test_udp_with_sock(hookloop_loop):
         assert tr.get_extra_info("socket").fileno() == sock.fileno()
         tr.sendto(b"by sock", addr)
         assert (await pr.next_datagram())[0] == b"by sock"
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     try:
         run(hookloop_loop, main())
@@ -200,10 +183,7 @@ def test_unix_datagram(hookloop_loop, dgram_paths):
         tr.sendto(b"unix dgram")
         assert await pr.next_datagram() == (b"unix dgram", server_path)
         assert epr.datagrams == [(b"unix dgram", client_path)]
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     run(hookloop_loop, main())
 
@@ -291,10 +271,7 @@ def test_udp_burst_all_delivered(hookloop_loop):
         got = [(await pr.next_datagram())[0] for _ in sent]
         assert sorted(got) == sent
         assert tr.get_write_buffer_size() == 0
-        tr.close()
-        etr.close()
-        await pr.lost
-        await epr.lost
+        await close_and_wait((tr, pr), (etr, epr))
 
     run(hookloop_loop, main())
 
