@@ -381,9 +381,47 @@ def test_call_soon_threadsafe_returns_handle_and_context(hookloop_loop):
     seen = []
     handle = hookloop_loop.call_soon_threadsafe(lambda: seen.append(var.get()), context=ctx)
     assert isinstance(handle, asyncio.Handle)
+    assert handle.get_context() is ctx
     hookloop_loop.call_soon(hookloop_loop.stop)
     hookloop_loop.run_forever()
     assert seen == ["ts ctx"]
+
+
+@pytest.mark.parametrize("ask", ["cancel", "cancelled"])
+def test_threadsafe_handle_waits_for_its_running_callback(hookloop_loop, ask):
+    # cancel()/cancelled() from another thread while the callback runs
+    # return only once it has finished (asyncio 3.14's thread-safe handles).
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def callback():
+        started.set()
+        release.wait(5)
+        finished.set()
+
+    def other_thread():
+        handle = hookloop_loop.call_soon_threadsafe(callback)
+        started.wait(5)
+        release.set()  # the callback may finish now; the lock keeps us waiting
+        getattr(handle, ask)()
+        seen.append(finished.is_set())
+        hookloop_loop.call_soon_threadsafe(hookloop_loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    hookloop_loop.run_forever()
+    thread.join()
+    assert seen == [True]
+
+
+def test_threadsafe_handle_cancelled_before_it_runs(hookloop_loop):
+    ran = []
+    handle = hookloop_loop.call_soon_threadsafe(ran.append, 1)
+    handle.cancel()
+    assert handle.cancelled()
+    hookloop_loop.call_soon(hookloop_loop.stop)
+    hookloop_loop.run_forever()
+    assert ran == []
 
 
 @pytest.mark.parametrize("delay", [1e12, float("inf")])

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import threading
 import traceback
 from typing import Any
 
-__all__ = ["CallbackHandle", "TimerCallbackHandle", "extract_source"]
+__all__ = ["CallbackHandle", "ThreadsafeCallbackHandle", "TimerCallbackHandle",
+           "extract_source"]
 
 _copy_context = contextvars.copy_context
 
@@ -59,6 +61,75 @@ class CallbackHandle(asyncio.Handle):
     __slots__ = ()
     __init__ = _init_handle
     cancel = _cancel_handle
+
+
+class _LockedContext:
+    """A thread-safe handle's context, as the run loop sees it.
+
+    The run loop calls ``handle._context.run(callback, *args)`` for every
+    handle; for a thread-safe handle that call holds the handle's lock and
+    checks cancellation again under it, so ``cancel()``/``cancelled()`` from
+    another thread wait until a running callback has returned.  Ordinary
+    handles pay nothing for this.
+    """
+
+    __slots__ = ("context", "handle")
+
+    def __init__(self, context: contextvars.Context, handle: ThreadsafeCallbackHandle) -> None:
+        self.context = context
+        self.handle = handle
+
+    def run(self, callback: Any, *args: Any) -> Any:
+        handle, self.handle = self.handle, None  # no cycle left once it ran
+        if handle is None:
+            return None
+        with handle._lock:
+            if handle._cancelled:
+                return None
+            return self.context.run(callback, *args)
+
+
+# asyncio's own call_soon_threadsafe returns an events._ThreadSafeHandle
+# where it has one (3.13.1+, 3.14); test_asyncio checks that type.  Ours
+# derives from it there, so isinstance() holds, and brings its own lock
+# elsewhere.  Only the type is used: the locking below is ours.
+_AsyncioThreadSafeHandle: Any = getattr(asyncio.events, "_ThreadSafeHandle", None)
+
+if _AsyncioThreadSafeHandle is not None:
+    class _ThreadsafeBase(CallbackHandle, _AsyncioThreadSafeHandle):
+        __slots__ = ()
+else:
+    class _ThreadsafeBase(CallbackHandle):  # type: ignore[no-redef]
+        __slots__ = ("_lock",)
+
+
+class ThreadsafeCallbackHandle(_ThreadsafeBase):
+    """The handle ``call_soon_threadsafe`` returns.
+
+    ``cancel()`` and ``cancelled()`` take the handle's lock, which the run
+    loop holds while the callback runs (see :class:`_LockedContext`): once
+    another thread's ``cancel()`` returns, the callback has either finished
+    or will never start.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, callback: Any, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
+                 context: contextvars.Context | None, source: Any = None) -> None:
+        _init_handle(self, callback, args, loop, context, source)
+        self._lock = threading.RLock()
+        self._context = _LockedContext(self._context, self)
+
+    def cancel(self) -> None:
+        with self._lock:
+            _cancel_handle(self)
+
+    def cancelled(self) -> bool:
+        with self._lock:
+            return self._cancelled
+
+    def get_context(self) -> contextvars.Context:
+        return self._context.context
 
 
 class TimerCallbackHandle(asyncio.TimerHandle):

@@ -61,7 +61,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .facilities import LoopFacilities, _is_coroutine_function, _missing
-from .handles import CallbackHandle, TimerCallbackHandle, extract_source
+from .handles import (
+    CallbackHandle,
+    ThreadsafeCallbackHandle,
+    TimerCallbackHandle,
+    extract_source,
+)
 from .instruments import Instrument
 from .poller import MAX_TIMEOUT, READ, WRITE, Poller
 
@@ -524,7 +529,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if method == "call_soon":
             self._check_thread()
         self._check_callback(callback, method)
-        handle = CallbackHandle(callback, args, self, context, extract_source(3))
+        kind = ThreadsafeCallbackHandle if method == "call_soon_threadsafe" else CallbackHandle
+        handle = kind(callback, args, self, context, extract_source(3))
         self._ready.append(handle)
         return handle
 
@@ -535,7 +541,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         else:
             if not callable(callback):
                 self._check_callback(callback, "call_soon_threadsafe")
-            handle = CallbackHandle(callback, args, self, context)
+            handle = ThreadsafeCallbackHandle(callback, args, self, context)
             self._ready.append(handle)
         self._wakeup()
         return handle
