@@ -132,23 +132,38 @@ def test_abort_drops_the_queue(hookloop_loop, unix_peer):
     run(hookloop_loop, main())
 
 
-def test_sendto_after_close_is_dropped_with_a_warning(hookloop_loop, unix_peer, caplog):
-    peer, path = unix_peer
-
+def test_connected_sendto_after_close_is_dropped_with_a_warning(hookloop_loop, caplog):
     async def main():
         tr, pr = await hookloop_loop.create_datagram_endpoint(
-            DatagramRecorder, family=socket.AF_INET, local_addr=("127.0.0.1", 0))
-        target = ("127.0.0.1", 9)
+            DatagramRecorder, remote_addr=("127.0.0.1", 9))
         tr.close()
         with caplog.at_level(logging.WARNING, logger="asyncio"):
             for _ in range(3):
-                tr.sendto(b"x", target)
+                tr.sendto(b"x")
             assert not caplog.records
             for _ in range(3):
-                tr.sendto(b"x", target)
+                tr.sendto(b"x")
         assert [r.getMessage() for r in caplog.records] == ["socket.send() raised exception."] * 2
         await pr.lost
         assert pr.errors == []
+
+    run(hookloop_loop, main())
+
+
+def test_unconnected_sendto_after_close_still_sends(hookloop_loop):
+    # asyncio drops late datagrams only on connected endpoints; an
+    # unconnected one sends them while its socket is still open.
+    async def main():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+            receiver.bind(("127.0.0.1", 0))
+            receiver.settimeout(5)
+            tr, pr = await hookloop_loop.create_datagram_endpoint(
+                DatagramRecorder, local_addr=("127.0.0.1", 0))
+            tr.close()
+            tr.sendto(b"late", receiver.getsockname())
+            assert receiver.recv(16) == b"late"
+            await pr.lost
+            assert pr.errors == []
 
     run(hookloop_loop, main())
 

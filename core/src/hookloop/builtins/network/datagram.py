@@ -141,7 +141,10 @@ class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransp
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = self._address
-        if self._lost_writes:
+        if self._lost_writes and self._address is not None:
+            # As asyncio: only a connected endpoint drops datagrams once its
+            # connection is lost; an unconnected one still tries each, and
+            # a failure goes to error_received().
             self._drop_write()
             return
         if self._connected:
