@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import socket
 
 import pytest
-from net_helpers import KeepOpen, Recorder, barrier, read_all, run
+from net_helpers import Recorder, barrier, read_all, run
 
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit
 
@@ -170,22 +169,6 @@ def test_sendfile_over_unix_socket(hookloop_loop, data_file):
         run(hookloop_loop, main())
     finally:
         b.close()
-
-
-@pytest.mark.parametrize("fallback", [True, False])
-def test_sendfile_to_write_pipe_is_not_supported(hookloop_loop, data_file, fallback):
-    # asyncio: pipe transports do not support sendfile at all.
-    r, w = os.pipe()
-    os.close(r)
-
-    async def main():
-        tr, pr = await hookloop_loop.connect_write_pipe(KeepOpen, os.fdopen(w, "wb"))
-        with pytest.raises(RuntimeError):
-            await hookloop_loop.sendfile(tr, data_file, fallback=fallback)
-        tr.close()
-        await pr.lost
-
-    run(hookloop_loop, main())
 
 
 def test_sock_sendfile(hookloop_loop, hookloop_socketpair, data_file):

@@ -139,9 +139,10 @@ def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
 class _UserWatch:
     """An ``add_reader``/``add_writer`` callback in the fd table.
 
-    Ready fds run their callbacks directly; a user callback instead goes to
-    the ready queue as its ``Handle``, so it runs in its context, after the
-    I/O dispatch, exactly as on asyncio's loop.
+    Ready fds run their callbacks directly; a user callback instead queues
+    its ``Handle`` in the loop's ``_io_handles``, so it runs in its context,
+    right after the I/O dispatch and before the due timers, exactly where
+    asyncio's loop runs it.
     """
 
     __slots__ = ("handle", "loop", "fd", "slot")
@@ -156,7 +157,7 @@ class _UserWatch:
         if self.handle._cancelled:
             self.loop._unwatch(self.fd, self.slot)
         else:
-            self.loop._ready.append(self.handle)
+            self.loop._io_handles.append(self.handle)
 
 
 class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
@@ -172,6 +173,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._poller = poller
         self._recipe = recipe
         self._ready: deque[asyncio.Handle] = deque()
+        self._io_handles: list[asyncio.Handle] = []  # this iteration's add_reader/writer calls
         self._timers: list[tuple[float, int, TimerCallbackHandle]] = []
         self._timer_seq = itertools.count().__next__
         self._cancelled_timers = 0
@@ -322,6 +324,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._closed = True
         self._guarded = True
         self._ready.clear()
+        self._io_handles.clear()
         self._timers.clear()
         self._cancelled_timers = 0
         executor, self._default_executor = self._default_executor, None
@@ -381,19 +384,35 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             return 0
         return MAX_TIMEOUT if timeout > MAX_TIMEOUT else timeout
 
+    # One iteration runs, in asyncio's order: the callbacks that were ready
+    # before the poll, then I/O (plugins' callbacks straight from the fd
+    # table; add_reader/add_writer handles queued in ``_io_handles``), then
+    # the timers now due.  Callbacks those schedule run next iteration.
+
     def _run_once(self) -> None:
-        """Poll once, dispatch I/O, move due timers, run what is ready.
+        """Poll once, then run what was ready, the I/O, the due timers.
 
         The fast path; keep it in step with :meth:`_run_once_instrumented`.
         """
         events = self._poll(self._timeout())
+        ready = self._ready
+        if ready:
+            self._run_ready(len(ready))
         if events:
             self._dispatch(events)
+        front = self._io_handles
         if self._timers:
-            self._move_due_timers()
-        ready = self._ready
-        popleft = ready.popleft
-        for _ in range(len(ready)):
+            self._move_due_timers(front)
+        if front:
+            ready.extendleft(reversed(front))
+            count = len(front)
+            front.clear()
+            self._run_ready(count)
+
+    def _run_ready(self, count: int) -> None:
+        """Run the first ``count`` handles of the ready queue."""
+        popleft = self._ready.popleft
+        for _ in range(count):
             handle = popleft()
             if handle._cancelled:
                 continue
@@ -404,9 +423,6 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
 
     def _run_once_instrumented(self) -> None:
         """:meth:`_run_once` with every attached instrument called."""
-        # self._instruments is replaced, never mutated, when an instrument is
-        # detached (even by a failure in the middle of these loops), so each
-        # loop below reads the current list and finishes the one it started.
         timeout = self._timeout()
         for inst in self._instruments:
             self._instrument_call(inst, inst.before_poll, timeout)
@@ -415,12 +431,26 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         duration = _monotonic() - t0
         for inst in self._instruments:
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
+        ready = self._ready
+        if ready:
+            self._run_ready_instrumented(len(ready))
         if events:
             self._dispatch(events)
+        front = self._io_handles
         if self._timers:
-            self._move_due_timers()
+            self._move_due_timers(front)
+        if front:
+            ready.extendleft(reversed(front))
+            count = len(front)
+            front.clear()
+            self._run_ready_instrumented(count)
+
+    def _run_ready_instrumented(self, count: int) -> None:
+        # self._instruments is replaced, never mutated, when an instrument is
+        # detached (even by a failure in the middle of these loops), so each
+        # loop below reads the current list and finishes the one it started.
         ready = self._ready
-        for _ in range(len(ready)):
+        for _ in range(count):
             handle = ready.popleft()
             if handle._cancelled:
                 continue
@@ -436,11 +466,10 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 for inst in self._instruments:
                     self._instrument_call(inst, inst.after_callback, handle, duration)
 
-    def _move_due_timers(self) -> None:
-        """Move the timers due now (within the clock's resolution) to the
-        ready queue, in time order; cancelled ones are dropped."""
+    def _move_due_timers(self, due: list[asyncio.Handle]) -> None:
+        """Append the timers due now (within the clock's resolution) to
+        ``due``, in time order; cancelled ones are dropped."""
         timers = self._timers
-        ready = self._ready
         end = _monotonic() + _CLOCK_RESOLUTION
         while timers and timers[0][0] < end:
             handle = _heappop(timers)[2]
@@ -448,7 +477,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             if handle._cancelled:
                 self._cancelled_timers -= 1
             else:
-                ready.append(handle)
+                due.append(handle)
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         """Run the fd table's callbacks for what the poller reported."""
