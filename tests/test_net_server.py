@@ -307,6 +307,28 @@ def test_serve_forever_serves_until_cancelled(hookloop_loop):
     run(hookloop_loop, main())
 
 
+def test_cancelled_serve_forever_closes_hanging_clients(hookloop_loop):
+    # As asyncio 3.14: a cancelled serve_forever() (Ctrl+C) closes the
+    # connections too, so its wait_closed() does not wait on a silent client.
+    async def main():
+        server, addr, protocols = await start_server(hookloop_loop, factory=Recorder)
+        task = asyncio.ensure_future(server.serve_forever())
+        client, client_proto = await connect(hookloop_loop, addr)
+        while not protocols:
+            await barrier(hookloop_loop)
+        await protocols[0].connected
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(5):  # fail, not hang, if it waits on the client
+                await task
+        assert await protocols[0].lost is None
+        await client_proto.eof  # the server side closed our connection
+        client.close()
+        await client_proto.lost
+
+    run(hookloop_loop, main())
+
+
 def test_serve_forever_twice_is_an_error(hookloop_loop):
     async def main():
         server, _, _ = await start_server(hookloop_loop)

@@ -199,8 +199,11 @@ class Server(asyncio.AbstractServer):
         try:
             await self._serving_forever
         except asyncio.CancelledError:
+            # Cancelled (Ctrl+C, say): stop serving and close the open
+            # connections too, or wait_closed() would wait for them forever.
             try:
                 self.close()
+                self.close_clients()
                 await self.wait_closed()
             finally:
                 raise
