@@ -194,10 +194,6 @@ KNOWN_INCOMPATIBLE: dict[str, str] = {
         "skips itself unless the loop is a selector_events.BaseSelectorEventLoop: checks its "
         "privates _internal_fds/_csock/_ssock (reported as skipped, never as passed)"
     ),
-    "events::*EventLoopTests::test_prompt_cancellation": (
-        "every check passes; its last statement cleans up with loop._stop_serving(r), a "
-        "BaseEventLoop private (remove the reader, close the socket) no other loop has"
-    ),
     "events::*EventLoopTests::test_create_server_trsock": (
         "asserts Server.sockets holds asyncio.trsock.TransportSocket, asyncio's own class, "
         "which our rules keep us from reusing; ours has the same guarded methods "

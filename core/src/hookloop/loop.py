@@ -222,13 +222,20 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         """The poller (for plugins; not for use while the loop polls)."""
         return self._poller
 
-    # Two read-only names that tests written for asyncio's own loop read
-    # (test_asyncio's test_timeout_rounding puts them in its failure message).
+    # Names that tests written for asyncio's own loop use: test_asyncio's
+    # test_timeout_rounding puts the first two in its failure message, and
+    # test_prompt_cancellation cleans up with _stop_serving().
     _clock_resolution = _CLOCK_RESOLUTION
 
     @property
     def _selector(self) -> Poller:
         return self._poller
+
+    def _stop_serving(self, sock: Any) -> None:
+        """Stop watching ``sock`` for reading and close it: the cleanup step
+        test_asyncio's test_prompt_cancellation calls on asyncio's loop."""
+        self.remove_reader(sock)
+        sock.close()
 
     def service(self, kind: str) -> Any:
         """The service object for a feature, made on first use.
