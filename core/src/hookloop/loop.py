@@ -401,10 +401,15 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
 
         The fast path; keep it in step with :meth:`_run_once_instrumented`.
         """
-        events = self._poll(self._timeout())
+        self._run_phases(self._poll(self._timeout()), self._run_ready)
+
+    def _run_phases(self, events: list[tuple[int, int]],
+                    run_ready: Callable[[int], None]) -> None:
+        """The rest of an iteration after its poll; ``run_ready(count)`` runs
+        the first ``count`` ready handles (with or without instruments)."""
         ready = self._ready
         if ready:
-            self._run_ready(len(ready))
+            run_ready(len(ready))
         if events:
             self._dispatch(events)
         front = self._io_handles
@@ -414,7 +419,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             ready.extendleft(reversed(front))
             count = len(front)
             front.clear()
-            self._run_ready(count)
+            run_ready(count)
 
     def _run_ready(self, count: int) -> None:
         """Run the first ``count`` handles of the ready queue."""
@@ -438,19 +443,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         duration = _monotonic() - t0
         for inst in self._instruments:
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
-        ready = self._ready
-        if ready:
-            self._run_ready_instrumented(len(ready))
-        if events:
-            self._dispatch(events)
-        front = self._io_handles
-        if self._timers:
-            self._move_due_timers(front)
-        if front:
-            ready.extendleft(reversed(front))
-            count = len(front)
-            front.clear()
-            self._run_ready_instrumented(count)
+        self._run_phases(events, self._run_ready_instrumented)
 
     def _run_ready_instrumented(self, count: int) -> None:
         # self._instruments is replaced, never mutated, when an instrument is

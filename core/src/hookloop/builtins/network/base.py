@@ -65,6 +65,12 @@ async def started(transport: Any, waiter: Any) -> None:
         raise
 
 
+def wake_waiter(waiter: Any) -> None:
+    """Tell a ``create_*`` call waiting for a transport that it runs."""
+    if waiter is not None and not waiter.cancelled():
+        waiter.set_result(None)
+
+
 def water_marks(high: int | None, low: int | None) -> tuple[int, int]:
     """Validate ``set_write_buffer_limits`` arguments the way asyncio does."""
     if high is None:
@@ -302,6 +308,21 @@ class ReadControl(TransportCore):
     def _stop_reading(self) -> None:
         if self._reading:
             self._loop.unwatch_read(self._fd)
+
+    def _begin(self, waiter: Any) -> None:
+        """After ``connection_made``: start reading (unless paused or
+        closed already), then wake ``waiter``.  A poller may refuse an fd it
+        cannot poll (epoll: ``/dev/null``): the transport is closed then and
+        the waiter gets the error."""
+        if self.is_reading():
+            try:
+                self._loop.watch_read(self._fd, self._reader)
+            except OSError as exc:
+                self._force_close(exc)
+                if waiter is not None and not waiter.cancelled():
+                    waiter.set_exception(exc)
+                return
+        wake_waiter(waiter)
 
 
 class BufferedWriter(TransportCore):

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .addresses import remove_stale_unix_socket, resolve
-from .base import TransportCore, check_bytes_like, started
+from .base import TransportCore, check_bytes_like, started, wake_waiter
 from .server import enable_reuse_port
 from .stream import socket_extra
 
@@ -95,8 +95,7 @@ class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransp
         if not self._closing:
             self._loop.watch_read(self._fd, self._on_readable)
             self._reading = True
-        if waiter is not None and not waiter.cancelled():
-            waiter.set_result(None)
+        wake_waiter(waiter)
 
     # -- reading -------------------------------------------------------
 

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .base import PEER_GONE, BufferedWriter, ReadControl, started
+from .base import PEER_GONE, BufferedWriter, ReadControl, started, wake_waiter
 from .stream import MAX_READ
 
 logger = logging.getLogger("asyncio")
@@ -66,11 +66,6 @@ def _pipe_extra(pipe: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
     info = dict(extra) if extra else {}
     info["pipe"] = pipe
     return info
-
-
-def _set_waiter(waiter: asyncio.Future[Any] | None) -> None:
-    if waiter is not None and not waiter.cancelled():
-        waiter.set_result(None)
 
 
 class PipeAttribute:
@@ -111,18 +106,6 @@ class ReadPipeTransport(PipeAttribute, ReadControl, asyncio.ReadTransport):
         self._reader = self._on_readable
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._begin, waiter)
-
-    def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
-        if self.is_reading():
-            try:
-                self._loop.watch_read(self._fd, self._on_readable)
-            except OSError as exc:
-                # A poller may refuse what it cannot poll (epoll: /dev/null).
-                self._force_close(exc)
-                if waiter is not None and not waiter.cancelled():
-                    waiter.set_exception(exc)
-                return
-        _set_waiter(waiter)
 
     def _is_quiet_error(self, exc: BaseException) -> bool:
         # A pty whose other side closed says EIO; anything else is reported.
@@ -180,7 +163,7 @@ class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.WriteTransport):
     def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
         if self._watch_reader and not self._closing:
             self._loop.watch_read(self._fd, self._on_reader_closed)
-        _set_waiter(waiter)
+        wake_waiter(waiter)
 
     def _stop_reading(self) -> None:
         if self._watch_reader:

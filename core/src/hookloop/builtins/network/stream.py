@@ -84,12 +84,6 @@ class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
             return self._on_readable_into
         return self._on_readable
 
-    def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
-        if self._reading and not self._closing:
-            self._loop.watch_read(self._fd, self._reader)
-        if waiter is not None and not waiter.cancelled():
-            waiter.set_result(None)
-
     # -- reading -------------------------------------------------------
 
     def set_protocol(self, protocol: Any) -> None:
