@@ -325,3 +325,29 @@ def test_asyncio_test_suite_names(hookloop_loop, hookloop_socketpair):
     hookloop_loop._stop_serving(r)
     assert r.fileno() == -1
     assert hookloop_loop._fds.keys() == {hookloop_loop.poller.waker_fd}
+
+
+def test_claimed_fd_is_refused_until_released(hookloop_loop, hookloop_socketpair):
+    # Plugin API: claim_fd/release_fd/check_fd_free, as a transport uses them.
+    r, _ = hookloop_socketpair
+    owner = object()
+    hookloop_loop.check_fd_free(r.fileno())
+    hookloop_loop.claim_fd(r.fileno(), owner)
+    with pytest.raises(RuntimeError, match=f"File descriptor {r.fileno()} is used by transport"):
+        hookloop_loop.check_fd_free(r.fileno())
+    with pytest.raises(RuntimeError, match="is used by transport"):
+        hookloop_loop.add_reader(r, lambda: None)
+    hookloop_loop.release_fd(r.fileno())
+    hookloop_loop.release_fd(r.fileno())  # not claimed any more: no error
+    hookloop_loop.check_fd_free(r.fileno())
+    hookloop_loop.add_reader(r, lambda: None)
+    assert hookloop_loop.remove_reader(r) is True
+
+
+def test_check_fd_free_refuses_a_plugin_watched_fd(hookloop_loop, hookloop_socketpair):
+    r, _ = hookloop_socketpair
+    hookloop_loop.watch_read(r.fileno(), lambda: None)
+    with pytest.raises(RuntimeError, match="is used by"):
+        hookloop_loop.check_fd_free(r.fileno())
+    hookloop_loop.unwatch_read(r.fileno())
+    hookloop_loop.check_fd_free(r.fileno())
