@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import socket
 
 import pytest
@@ -296,6 +297,37 @@ def test_transport_sock_is_not_closable_by_user(hookloop_loop, raw_peer):
         assert tr.get_extra_info("socket").fileno() == fd
         tr.write(b"still open")
         assert await read_all(hookloop_loop, peer, 10) == b"still open"
+        tr.close()
+        await pr.lost
+
+    run(hookloop_loop, main())
+
+
+def test_transport_socket_view_offers_only_safe_operations(hookloop_loop, raw_peer):
+    async def main():
+        tr, pr, peer = await raw_peer()
+        view = tr.get_extra_info("socket")
+        assert view.getpeername() == peer.getsockname()
+        assert view.getsockname() == tr.get_extra_info("sockname")
+        assert (view.family, view.type) == (socket.AF_INET, socket.SOCK_STREAM)
+        assert view.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        view.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        assert view.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert not view.get_inheritable()
+        with view.dup() as copy:
+            assert isinstance(copy, socket.socket) and copy.fileno() != view.fileno()
+        assert view.gettimeout() == 0
+        view.settimeout(0)
+        view.setblocking(False)
+        with pytest.raises(ValueError):
+            view.settimeout(1)
+        with pytest.raises(ValueError):
+            view.setblocking(True)
+        with pytest.raises(TypeError):
+            pickle.dumps(view)
+        for name in ("close", "detach", "recv", "send"):
+            assert not hasattr(view, name)
+        assert "TransportSocket" in repr(view)
         tr.close()
         await pr.lost
 
