@@ -26,10 +26,21 @@ from .stream import SocketTransport
 AddrInfo = tuple[int, int, int, str, Any]
 
 
+def check_tls_timeouts(handshake_timeout: Any, shutdown_timeout: Any) -> None:
+    """``ssl_handshake_timeout``/``ssl_shutdown_timeout``: None (asyncio's
+    defaults, 60 s and 30 s) or a positive number of seconds."""
+    for name, value in (("ssl_handshake_timeout", handshake_timeout),
+                        ("ssl_shutdown_timeout", shutdown_timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} should be a positive number, got {value}")
+
+
 def check_tls_arguments(ssl: Any, server_hostname: Any = None, handshake_timeout: Any = None,
                         shutdown_timeout: Any = None) -> None:
-    """The TLS-only arguments make no sense without ``ssl``."""
+    """The TLS-only arguments make no sense without ``ssl``; the timeouts
+    must be positive."""
     if ssl:
+        check_tls_timeouts(handshake_timeout, shutdown_timeout)
         return
     if server_hostname is not None:
         raise ValueError("server_hostname is only meaningful with ssl")

@@ -59,6 +59,8 @@ class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
                  "_reading", "_reader", "_recv", "_recv_into", "__weakref__")
 
     _write_error_message = "Fatal write error on socket transport"
+    #: ``loop.start_tls()`` may put TLS on top of this transport.
+    _start_tls_compatible = True
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  waiter: asyncio.Future[Any] | None = None, extra: dict[str, Any] | None = None,

@@ -1,0 +1,95 @@
+"""The ``tls`` service: what the loop and the networking service ask of TLS.
+
+Two entry points, one per way TLS starts:
+
+* :meth:`TLSService.wrap_transport` -- the networking service has a
+  connected socket and ``ssl=`` (``create_connection``, ``create_server``'s
+  accepted connections, the unix variants, ``connect_accepted_socket``):
+  the socket gets our plain socket transport with a
+  :class:`~hookloop_tls.transport.SSLTransport` as its protocol, and the
+  TLS transport is what the application sees.
+* :meth:`TLSService.start_tls` -- ``loop.start_tls()`` on a transport that
+  already runs: the TLS transport becomes that transport's protocol.
+
+Argument checks live here for ``start_tls`` and in the networking service
+for ``ssl=`` (which checks before it makes any socket).  This module never
+touches a socket itself and keeps no state per connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Any
+
+from hookloop.builtins.network.connect import check_tls_timeouts
+from hookloop.builtins.network.stream import SocketTransport
+
+from .transport import SSLTransport, default_client_context
+
+
+class TLSService:
+    """What ``hookloop_tls`` returns a factory for; one per loop."""
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop
+
+    def wrap_transport(self, sock: socket.socket, protocol: Any, ssl_arg: Any,
+                       waiter: asyncio.Future[Any] | None, *, server_side: bool,
+                       server_hostname: str | None = None,
+                       handshake_timeout: float | None = None,
+                       shutdown_timeout: float | None = None,
+                       server: Any = None) -> SSLTransport:
+        """TLS over a connected, non-blocking stream socket.
+
+        :param ssl_arg: The ``ssl=`` argument: an ``SSLContext``, or a true
+            value on a client for the default context.
+        :param waiter: Resolved once the handshake is done (or failed); None
+            for a server's accepted connections.
+        :param server: The ``Server`` an accepted connection counts against.
+        :returns: The application's transport; the app protocol's
+            ``connection_made`` follows the handshake.
+        """
+        context = self._context(ssl_arg, server_side, server_hostname)
+        check_tls_timeouts(handshake_timeout, shutdown_timeout)
+        tls = SSLTransport(self._loop, protocol, context, waiter, server_side=server_side,
+                           server_hostname=server_hostname, handshake_timeout=handshake_timeout,
+                           shutdown_timeout=shutdown_timeout)
+        SocketTransport(self._loop, sock, tls, None, server=server)
+        return tls
+
+    async def start_tls(self, transport: Any, protocol: Any, sslcontext: Any, *,
+                        server_side: bool = False, server_hostname: str | None = None,
+                        ssl_handshake_timeout: float | None = None,
+                        ssl_shutdown_timeout: float | None = None) -> SSLTransport:
+        """asyncio's ``loop.start_tls``: upgrade ``transport`` in place."""
+        if not isinstance(sslcontext, ssl.SSLContext):
+            raise TypeError("sslcontext is expected to be an instance of ssl.SSLContext, "
+                            f"got {sslcontext!r}")
+        if not getattr(transport, "_start_tls_compatible", False):
+            raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+        if transport.is_closing():
+            raise RuntimeError(f"start_tls(): transport {transport!r} is closing")
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+        waiter = self._loop.create_future()
+        tls = SSLTransport(self._loop, protocol, sslcontext, waiter, server_side=server_side,
+                           server_hostname=server_hostname,
+                           handshake_timeout=ssl_handshake_timeout,
+                           shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+        transport.set_protocol(tls)
+        try:
+            tls.connection_made(transport)
+            transport.resume_reading()
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return tls
+
+    @staticmethod
+    def _context(ssl_arg: Any, server_side: bool, server_hostname: str | None) -> ssl.SSLContext:
+        if isinstance(ssl_arg, ssl.SSLContext):
+            return ssl_arg
+        if server_side:
+            raise ValueError("Server side SSL needs a valid SSLContext")
+        return default_client_context(server_hostname)
