@@ -64,6 +64,9 @@ SHUTDOWN_TIMEOUT = 30.0
 #: of ciphertext waiting in the incoming BIO while the app has paused reading.
 WRITE_HIGH_WATER = 512 * 1024
 READ_HIGH_WATER = 256 * 1024
+#: Ciphertext read from the plain transport per event (into one reused
+#: buffer: no allocation per read, and a 64 KiB message in one event).
+RECEIVE_BUFFER = 256 * 1024
 #: Plaintext asked for per ``SSLObject.read`` call.  A TLS record carries at
 #: most 16 KiB and one read returns at most one record, so asking for more
 #: only makes a larger allocation to shrink.
@@ -85,7 +88,7 @@ def default_client_context(server_hostname: str | None) -> ssl.SSLContext:
     return context
 
 
-class SSLTransport(asyncio.Transport):
+class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
     """TLS over a plain transport (see the module docstring).
 
     Named after the ``ssl`` module it drives (``SSLObject``, ``SSLContext``);
@@ -136,6 +139,7 @@ class SSLTransport(asyncio.Transport):
         self._plain_reading = True
         self._peer_eof = False  # no more ciphertext will come
         self._read_high, self._read_low = water_marks(READ_HIGH_WATER, None)
+        self._receive_view = memoryview(bytearray(RECEIVE_BUFFER))
 
     def __repr__(self) -> str:
         state = ("handshaking", "open", "shutting down", "closed")[self._state]
@@ -287,7 +291,13 @@ class SSLTransport(asyncio.Transport):
             logger.debug("%r starts the TLS handshake", self)
         self._do_handshake()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._receive_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._receive_view[:nbytes])
+
+    def data_received(self, data: Any) -> None:
         self._incoming.write(data)
         state = self._state
         if state == OPEN:
