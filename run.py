@@ -6,8 +6,7 @@ core and every plugin distribution in ./plugins (editable, so a checkout is
 always what runs) plus the test dependencies, then:
 
   python3 run.py bench [ARGS]   compare the installed backends with asyncio's
-                                loop on this machine (`hookloop demo` until the
-                                bench plugin lands)
+                                loop on this machine (`hookloop bench ARGS`)
   python3 run.py test [ARGS]    run the whole test suite (pytest ARGS)
 """
 from __future__ import annotations
@@ -21,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TEST_DEPS = ["pytest>=8", "trustme>=1.1", "pluggy>=1.5"]
+# Optional extras installed with a distribution: the bench's progress bar.
+# (matplotlib for `--plot` and uvloop are left to the user: see README.md.)
+EXTRAS = {"bench": "[rich]"}
 
 
 def _python() -> Path:
@@ -37,6 +39,7 @@ def _stamp() -> str:
         digest.update(str(dist).encode())
         digest.update((dist / "pyproject.toml").read_bytes())
     digest.update(" ".join(TEST_DEPS).encode())
+    digest.update(repr(sorted(EXTRAS.items())).encode())
     return digest.hexdigest()
 
 
@@ -64,7 +67,8 @@ def setup() -> None:
     pip = [_python(), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     _run(*pip, "--upgrade", "pip")
     _run(*pip, *TEST_DEPS)
-    editable = [arg for dist in _distributions() for arg in ("-e", dist)]
+    editable = [arg for dist in _distributions()
+                for arg in ("-e", f"{dist}{EXTRAS.get(dist.name, '')}")]
     _run(*pip, *editable)
     stamp_file.write_text(stamp)
 
@@ -76,7 +80,7 @@ def main(argv: list[str]) -> int:
     setup()
     command, rest = argv[0], argv[1:]
     if command == "bench":
-        cmd = [_python(), "-m", "hookloop", "demo", *rest]
+        cmd = [_python(), "-m", "hookloop", "bench", *rest]
     else:
         cmd = [_python(), "-m", "pytest", *rest]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

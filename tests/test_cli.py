@@ -1,7 +1,6 @@
 """The `hookloop` command line, run as a user runs it."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import pytest
 
 import hookloop
-from hookloop.builtins import demo
 from hookloop.cli import main
 
 
@@ -72,33 +70,3 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as info:
         main(["no-such-command"])
     assert info.value.code == 2
-
-
-def test_demo_runs_every_backend_and_asyncio(tmp_path):
-    out = _hookloop("demo", "--rounds", "1", "--scale", "0.02", "--json",
-                    str(tmp_path / "r.json"))
-    assert out.returncode == 0, out.stderr
-    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
-    subjects = {r["subject"] for r in rows}
-    assert subjects == {"asyncio", *hookloop.available_backends()}
-    workloads = {r["workload"] for r in rows}
-    assert workloads == set(demo.WORKLOADS) == {
-        "call_soon", "task_steps", "timers", "loop_creation",
-        "tcp_echo_1k", "tcp_echo_64k", "streams_echo", "http"}
-    assert all(r["median"] > 0 for r in rows)
-    assert all(r["ratio"] == 1.0 for r in rows if r["subject"] == "asyncio")
-
-
-def test_demo_runs_the_selected_workloads_only(tmp_path):
-    out = _hookloop("demo", "--rounds", "1", "--scale", "0.01", "--workloads",
-                    "tcp_echo_1k,http", "--json", str(tmp_path / "r.json"))
-    assert out.returncode == 0, out.stderr
-    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
-    assert {r["workload"] for r in rows} == {"tcp_echo_1k", "http"}
-    assert all(r["median"] > 0 for r in rows)
-
-
-def test_demo_refuses_an_unknown_workload():
-    out = _hookloop("demo", "--workloads", "tcp_echo_1k,nope")
-    assert out.returncode != 0
-    assert "nope" in out.stderr and "tcp_echo_64k" in out.stderr

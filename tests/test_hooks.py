@@ -226,7 +226,7 @@ def test_add_commands_hook(capsys):
     assert args.func(args) == 3
     assert capsys.readouterr().out == "hello world\n"
     # The core's own commands come through the same hook.
-    assert {"plugins", "demo"} <= set(build_parser()._subparsers._group_actions[0].choices)
+    assert "plugins" in build_parser()._subparsers._group_actions[0].choices
 
 
 def test_every_hookspec_is_tested_and_documented():

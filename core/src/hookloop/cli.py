@@ -1,7 +1,7 @@
 """The ``hookloop`` command line.
 
 Subcommands come from plugins through the ``hookloop_add_commands`` hook;
-the core's own (``plugins``, ``demo``) are added by the builtin plugin
+the core's own (``plugins``) is added by the builtin plugin
 :mod:`hookloop.builtins.commands` through that same hook.  Parsing happens
 after assembly, so a broken plugin is reported as such, not as a traceback.
 """

@@ -2,9 +2,9 @@
 
 * ``hookloop plugins``: installed plugins, their versions and hooks, and the
   poller backends (available or not, and which one is the default).
-* ``hookloop demo``: runs small scheduling workloads on every installed
-  backend and on asyncio's own loop, each in a fresh process, and prints the
-  ratios.  The ``hookloop-bench`` plugin's ``bench`` command supersedes it.
+
+``hookloop bench`` is not the core's: the ``hookloop-bench`` plugin adds it
+through the same hook.
 """
 from __future__ import annotations
 
@@ -34,19 +34,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main
-    return main(args)
-
-
 @hookimpl(trylast=True)
 def hookloop_add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("plugins", help="list installed plugins and backends")
     p.set_defaults(func=_cmd_plugins)
-    p = subparsers.add_parser(
-        "demo", help="time scheduling and network workloads on each backend and on asyncio's loop")
-    p.add_argument("--rounds", type=int, default=3, help="runs per subject and workload")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply the workload sizes")
-    p.add_argument("--workloads", metavar="A,B", help="only these workloads (default: all)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.set_defaults(func=_cmd_demo)

@@ -1,0 +1,453 @@
+"""The network workloads' server side: what runs on the measured loop.
+
+One measurement is one server on the loop being measured (an echo
+Protocol, an asyncio streams handler, a minimal HTTP/1.1 Protocol, a
+datagram echo, the echo Protocol over TLS) and a load side in *other
+processes*: several :mod:`hookloop_bench.load` clients, each with many
+connections, or ``wrk`` for the http workload when it is on PATH.  The
+figure is the rate the clients saw over the counted window (``wrk``'s
+requests/s, or the sum of each client's checked exchanges over its own
+window), that is, the server loop's throughput.
+
+What this side checks, so that a broken loop cannot produce a figure: every
+connection the clients made was accepted and lost cleanly; nothing reached
+the loop's exception handler; the server's own counters (bytes echoed,
+requests answered, datagrams echoed) agree exactly with the clients'
+checked totals; no request was malformed.  The clients check every byte.
+
+The coordination with the clients (``ready``/``go`` lines, collecting the
+results, waiting for their exit) runs in a helper thread that sleeps in
+blocking reads and hands its result to the loop with
+``call_soon_threadsafe``: the measured loop only serves.  This module must
+never run load on the measured loop, nor use a loop API beyond asyncio's
+public one (so every subject runs the very same code).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from . import load as load_module
+from .workloads import Settings, Workload
+
+HOST = "127.0.0.1"
+LOAD_SCRIPT = load_module.__file__
+#: Seconds, beyond the run itself, before a stuck measurement is abandoned.
+GRACE = 60.0
+
+
+class WorkloadError(AssertionError):
+    """The measurement is void: a wrong answer, a lost connection, an error."""
+
+
+@dataclass
+class Outcome:
+    """What a network measurement produced."""
+
+    rate: float
+    detail: dict[str, Any]
+
+
+class ServerStats:
+    """What the server side saw, and the loop's exception handler reports."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.open: set[Any] = set()
+        self.made = 0
+        self.errors: list[str] = []
+        self.echoed = 0  # payload bytes written back (echo servers)
+        self.requests = 0  # requests answered 200 (http)
+        self.bad = 0  # malformed requests (http)
+        self.datagrams = 0  # datagrams echoed (udp)
+        self.idle: asyncio.Future[None] | None = None
+
+    def made_one(self, who: Any) -> None:
+        self.made += 1
+        self.open.add(who)
+
+    def lost_one(self, who: Any, exc: BaseException | None) -> None:
+        self.open.discard(who)
+        if exc is not None:
+            self.errors.append(f"server connection lost with {exc!r}")
+        if not self.open and self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    async def all_closed(self, timeout: float) -> None:
+        if self.open:
+            self.idle = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self.idle, timeout)
+            except TimeoutError:
+                raise WorkloadError(f"{len(self.open)} server connections still open "
+                                    f"{timeout:.0f} s after the clients closed") from None
+
+    def exception_handler(self, loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        self.errors.append(f"loop exception handler: {context.get('message')}"
+                           + (f": {exc!r}" if exc is not None else ""))
+
+
+class EchoServer(asyncio.Protocol):
+    """Writes back every byte it receives."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.stats.made_one(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.stats.echoed += len(data)
+        self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.lost_one(self, exc)
+
+
+class HttpServer(EchoServer):
+    """A minimal HTTP/1.1 keep-alive responder: parses each request's line
+    and headers, answers ``GET <target>`` with 200 and a body naming the
+    target, anything else with 400, closing."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        super().__init__(stats)
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while not self.transport.is_closing():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            self.respond(head)
+
+    def respond(self, head: bytes) -> None:
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if not sep:
+                break
+            headers[name.strip().lower()] = value.strip()
+        method, _, rest = request_line.partition(" ")
+        target, _, version = rest.partition(" ")
+        if method != "GET" or version != "HTTP/1.1" or "host" not in headers:
+            self.stats.bad += 1
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+            self.transport.close()
+            return
+        self.stats.requests += 1
+        body = load_module.http_body(target.encode("latin-1"))
+        self.stats.echoed += len(body)
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        if headers.get("connection", "").lower() == "close":
+            self.transport.close()
+
+
+class DatagramEcho(asyncio.DatagramProtocol):
+    """Sends every datagram back where it came from."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.stats.datagrams += 1
+        self.stats.echoed += len(data)
+        self.transport.sendto(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.stats.errors.append(f"datagram endpoint error {exc!r}")
+
+
+def _streams_handler(stats: ServerStats, size: int) -> Any:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stats.made_one(writer)
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    data = await reader.readexactly(size)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise WorkloadError(f"{len(exc.partial)} stray bytes at EOF") from None
+                    return
+                stats.echoed += len(data)
+                writer.write(data)
+                await writer.drain()
+        except Exception as exc:
+            error = exc
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except Exception as exc:
+                error = error or exc
+            stats.lost_one(writer, error)
+    return handle
+
+
+def _listening_socket(kind: int, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.bind((HOST, 0))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, str]:
+    """A server context with a fresh trustme certificate for 127.0.0.1, and
+    the CA certificate (PEM) the clients trust."""
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert(HOST)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context, ca.cert_pem.bytes().decode()
+
+
+# -- the load side ------------------------------------------------------
+
+class ClientProcesses:
+    """The in-repo load generator: ``settings.clients`` processes running
+    :mod:`hookloop_bench.load`."""
+
+    name = "python"
+
+    def __init__(self, workload: Workload, port: int, settings: Settings,
+                 ca_pem: str | None) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        try:
+            for i in range(settings.clients):
+                config = {"id": i, "kind": workload.load, "host": HOST, "port": port,
+                          "connections": settings.connections, "size": workload.size,
+                          "warmup": settings.warmup, "seconds": settings.seconds,
+                          "ca_pem": ca_pem}
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-I", "-S", LOAD_SCRIPT, json.dumps(config)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True))
+        except BaseException:
+            self.kill()
+            raise
+
+    def _line(self, proc: subprocess.Popen[str]) -> str:
+        assert proc.stdout is not None
+        return proc.stdout.readline().strip()
+
+    def _failure(self, proc: subprocess.Popen[str], line: str) -> str:
+        try:
+            return str(json.loads(line)["error"])
+        except (ValueError, KeyError, TypeError):
+            proc.kill()
+            _, err = proc.communicate()
+            return (err.strip().splitlines() or [line or "no output"])[-1]
+
+    def coordinate(self) -> list[dict[str, Any]]:
+        """(In the helper thread.)  Ready, go, results; raises on a failure."""
+        for proc in self.procs:
+            line = self._line(proc)
+            if line != "ready":
+                raise WorkloadError(f"load client failed: {self._failure(proc, line)}")
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in self.procs:
+            line = self._line(proc)
+            proc.wait()
+            try:
+                result = json.loads(line)
+            except ValueError:
+                result = {"error": self._failure(proc, line)}
+            if result.get("error"):
+                raise WorkloadError(f"load client: {result['error']}")
+            results.append(result)
+        return results
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """The figures in ``wrk``'s report; :class:`WorkloadError` if it saw errors."""
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", text)
+    if rate is None or total is None:
+        raise WorkloadError(f"cannot read wrk's report: {text.strip()[-300:]!r}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if non2xx is not None and int(non2xx.group(1)):
+        raise WorkloadError(f"wrk got {non2xx.group(1)} non-2xx responses")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       text)
+    if errors is not None and any(int(g) for g in errors.groups()):
+        raise WorkloadError(f"wrk: {errors.group(0)}")
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
+    return {"counted": int(total.group(1)), "elapsed": float(total.group(2)) * scale,
+            "rate": float(rate.group(1)), "total": int(total.group(1))}
+
+
+class WrkLoad:
+    """``wrk`` as the load generator for the http workload: a discarded
+    warm-up run, then the counted one (wrk counts in whole seconds)."""
+
+    name = "wrk"
+
+    def __init__(self, wrk: str, port: int, settings: Settings) -> None:
+        self.args = [wrk, f"-t{settings.clients}", f"-c{settings.clients * settings.connections}",
+                     f"http://{HOST}:{port}/"]
+        self.seconds = max(1, round(settings.seconds))
+        self.warmup = max(1, round(settings.warmup))
+
+    def coordinate(self) -> list[dict[str, Any]]:
+        results = []
+        for seconds in (self.warmup, self.seconds):
+            out = subprocess.run([*self.args[:-1], f"-d{seconds}s", self.args[-1]],
+                                 capture_output=True, text=True, timeout=seconds + GRACE)
+            if out.returncode:
+                raise WorkloadError(f"wrk failed: {out.stderr.strip() or out.stdout.strip()}")
+            results.append(parse_wrk(out.stdout))
+        warm, counted = results
+        counted["total"] += warm["total"]
+        return [counted]
+
+    def kill(self) -> None:
+        pass
+
+
+def _in_thread(loop: asyncio.AbstractEventLoop, load: Any) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = load.coordinate(), None
+        except BaseException as exc:
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    threading.Thread(target=work, name="hookloop-bench-load", daemon=True).start()
+    return future
+
+
+# -- one measurement ----------------------------------------------------
+
+def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings) -> Outcome:
+    """Serve ``workload`` on ``loop`` under load from other processes."""
+    stats = ServerStats(loop)
+    loop.set_exception_handler(stats.exception_handler)
+    udp = workload.load == "udp"
+    expected = settings.clients * settings.connections
+    sock = _listening_socket(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM,
+                             max(128, 2 * expected))
+    port = sock.getsockname()[1]
+    context, ca_pem = tls_contexts() if workload.needs == "tls" else (None, None)
+    wrk = shutil.which("wrk") if workload.load == "http" and settings.wrk else None
+
+    async def serve() -> tuple[list[dict[str, Any]], str]:
+        if udp:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramEcho(stats), sock=sock)
+            server: Any = None
+        elif workload.name == "streams_echo":
+            server = await asyncio.start_server(_streams_handler(stats, workload.size), sock=sock)
+        else:
+            factory = HttpServer if workload.load == "http" else EchoServer
+            server = await loop.create_server(lambda: factory(stats), sock=sock, ssl=context)
+        try:
+            load: Any = (WrkLoad(wrk, port, settings) if wrk
+                         else ClientProcesses(workload, port, settings, ca_pem))
+            try:
+                results = await asyncio.wait_for(
+                    _in_thread(loop, load), settings.warmup + settings.seconds + GRACE)
+            finally:
+                load.kill()
+            await stats.all_closed(10.0)
+        finally:
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+            else:
+                transport.close()
+                await asyncio.sleep(0)
+        return results, load.name
+
+    try:
+        results, generator = loop.run_until_complete(serve())
+    finally:
+        sock.close()
+    _check(workload, stats, results, expected if not wrk else None)
+    rate = sum(r["counted"] / r["elapsed"] for r in results if r["elapsed"] > 0)
+    if rate <= 0:
+        raise WorkloadError("no exchange completed in the counted window")
+    return Outcome(rate, {"load": generator, "clients": len(results),
+                          "connections": settings.clients * settings.connections,
+                          "exchanges": sum(r["total"] for r in results),
+                          "lost_datagrams": sum(r.get("lost", 0) for r in results)})
+
+
+def _check(workload: Workload, stats: ServerStats, results: list[dict[str, Any]],
+           expected: int | None) -> None:
+    """The server's counters against the clients' checked totals."""
+    if stats.errors:
+        raise WorkloadError("; ".join(stats.errors[:3]))
+    total = sum(r["total"] for r in results)
+    if workload.load == "udp":
+        sent = total + sum(r["lost"] for r in results)
+        if not total <= stats.datagrams <= sent:
+            raise WorkloadError(f"the server echoed {stats.datagrams} datagrams, the clients "
+                                f"got {total} back after sending {sent}")
+        return
+    if expected is not None and stats.made != expected:
+        raise WorkloadError(f"the server accepted {stats.made} connections of {expected}")
+    if workload.load == "http":
+        if stats.bad:
+            raise WorkloadError(f"{stats.bad} malformed requests")
+        if stats.requests < total or (expected is not None and stats.requests != total):
+            raise WorkloadError(f"the server answered {stats.requests} requests, "
+                                f"the clients checked {total}")
+        return
+    nbytes = sum(r["bytes"] for r in results)
+    if stats.echoed != nbytes:
+        raise WorkloadError(f"the server echoed {stats.echoed} bytes, "
+                            f"the clients checked {nbytes}")
+

@@ -1,0 +1,115 @@
+"""The catalogue of workloads and the settings one measurement runs with.
+
+This module only *describes*: each :class:`Workload` has a name (what
+``--workloads`` takes), the unit of its figure (always a rate, so higher is
+better and a ratio above 1 means faster than asyncio's loop), what it does,
+which kind of code runs it, and which loop service it needs beyond the basics
+(``tls``, ``subprocess``) so the runner can say "not run" instead of failing
+when a hookloop subject lacks the plugin.  The code that runs a workload is
+in :mod:`hookloop_bench.scheduling`, :mod:`hookloop_bench.network` and
+:mod:`hookloop_bench.spawn`; :mod:`hookloop_bench.measure` dispatches.
+
+It must never import a loop, a plugin or the load generator: the parent
+process reads it to parse arguments and print tables.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class UsageError(Exception):
+    """A bad command-line argument; the message names it (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One thing the bench measures."""
+
+    name: str
+    unit: str
+    #: ``scheduling`` (no I/O), ``network`` (a server on the measured loop,
+    #: load from other processes) or ``process`` (child processes).
+    kind: str
+    description: str
+    #: The loop service it needs beyond scheduling and sockets, if any.
+    needs: str | None = None
+    #: For ``network``: the load generator's protocol and message size.
+    load: str = ""
+    size: int = 0
+
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in [
+    Workload("call_soon", "callbacks/s", "scheduling",
+             "100 chains of call_soon callbacks, each scheduling the next"),
+    Workload("task_steps", "steps/s", "scheduling",
+             "100 tasks each looping on await asyncio.sleep(0)"),
+    Workload("timers", "timers/s", "scheduling",
+             "per step a 30 s timeout armed and cancelled, then call_later(0, next)"),
+    Workload("loop_creation", "loops/s", "scheduling",
+             "new event loops created and closed, after the first"),
+    Workload("tcp_echo_1k", "round trips/s", "network",
+             "echo server Protocol, 1 KiB messages, one in flight per connection",
+             load="echo", size=1024),
+    Workload("tcp_echo_64k", "round trips/s", "network",
+             "echo server Protocol, 64 KiB messages, one in flight per connection",
+             load="echo", size=64 * 1024),
+    Workload("streams_echo", "round trips/s", "network",
+             "asyncio.start_server handler: readexactly/write/drain, 1 KiB messages",
+             load="echo", size=1024),
+    Workload("http", "requests/s", "network",
+             "minimal HTTP/1.1 keep-alive server Protocol, one request in flight "
+             "per connection (wrk when on PATH)", load="http"),
+    Workload("udp_echo", "round trips/s", "network",
+             "datagram endpoint echoing 1 KiB datagrams to many client sockets",
+             load="udp", size=1024),
+    Workload("tls_echo", "round trips/s", "network",
+             "echo server Protocol over TLS (ssl=, a trustme certificate), 1 KiB",
+             needs="tls", load="echo", size=1024),
+    Workload("subprocess_spawn", "spawns/s", "process",
+             "asyncio.create_subprocess_exec of true/false and wait(), 4 at a time",
+             needs="subprocess"),
+]}
+
+
+def select_workloads(spec: str | None) -> list[Workload]:
+    """The workloads named in ``spec`` (comma-separated), in catalogue order;
+    all of them for ``None``.  An unknown name raises :class:`UsageError`."""
+    if spec is None:
+        return list(WORKLOADS.values())
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown or not names:
+        raise UsageError(f"--workloads: unknown workload(s) {', '.join(unknown) or repr(spec)}; "
+                         f"choose from {', '.join(WORKLOADS)}")
+    return [w for w in WORKLOADS.values() if w.name in names]
+
+
+def default_clients() -> int:
+    """Load processes for the network workloads: one per CPU but the one the
+    measured loop needs, and at least two."""
+    return max(2, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how hard one measurement runs (the same for every subject)."""
+
+    #: Seconds counted; the figure is the rate over them.
+    seconds: float = 0.5
+    #: Seconds run before the counted ones, in the same process, discarded.
+    warmup: float = 0.15
+    #: Load processes for the network workloads.
+    clients: int = 2
+    #: Connections (or UDP sockets) per load process.
+    connections: int = 50
+    #: Use ``wrk`` for the http workload when it is on PATH.
+    wrk: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        return cls(**data)
