@@ -81,8 +81,13 @@ def _plugin_calls():
 #: "missing plugin" error.
 NETWORK_PLUGINS = ("transports", "resolver")
 #: Methods whose plugin ships separately (not installed in this checkout).
-SEPARATE = {"start_tls": "hookloop-tls", "subprocess_exec": "hookloop-subprocess",
-            "subprocess_shell": "hookloop-subprocess"}
+SEPARATE = {"start_tls": "hookloop-tls"}
+#: Methods served by hookloop-subprocess (a separate distribution, installed in
+#: this checkout): disabling it (plugin name "subprocess") brings back the
+#: "missing plugin" error naming it.
+SUBPROCESS = {"subprocess_exec": "hookloop-subprocess",
+              "subprocess_shell": "hookloop-subprocess"}
+SERVED_BY_CORE = sorted(set(_plugin_calls()) - set(SEPARATE) - set(SUBPROCESS))
 
 
 def _expect_missing(loop, method, disabled=False):
@@ -119,7 +124,36 @@ def test_missing_plugin_error(hookloop_loop, method):
     assert exc.distribution == SEPARATE[method]
 
 
-@pytest.mark.parametrize("method", sorted(set(_plugin_calls()) - set(SEPARATE)))
+@pytest.mark.parametrize("method", sorted(SUBPROCESS))
+def test_missing_subprocess_plugin_error_when_disabled(hookloop_backend, method):
+    loop = hookloop.new_event_loop(hookloop_backend, disable=("subprocess",))
+    try:
+        exc = _expect_missing(loop, method)
+    finally:
+        loop.close()
+    assert exc.distribution == SUBPROCESS[method]
+
+
+@pytest.mark.parametrize("method", sorted(SUBPROCESS))
+def test_subprocess_methods_served_by_plugin(hookloop_loop, method):
+    # With hookloop-subprocess installed, the same calls reach it.
+    async def main():
+        lost = hookloop_loop.create_future()
+
+        class Protocol(asyncio.SubprocessProtocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        transport, _ = await getattr(hookloop_loop, method)(Protocol, "true")
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        assert await lost is None
+        transport.close()
+        return transport.get_returncode()
+
+    assert hookloop_loop.run_until_complete(main()) == 0
+
+
+@pytest.mark.parametrize("method", SERVED_BY_CORE)
 def test_missing_network_plugin_error_when_disabled(hookloop_backend, method):
     loop = hookloop.new_event_loop(hookloop_backend, disable=NETWORK_PLUGINS)
     try:
@@ -131,7 +165,7 @@ def test_missing_network_plugin_error_when_disabled(hookloop_backend, method):
     assert repr(plugin) in str(exc)
 
 
-@pytest.mark.parametrize("method", sorted(set(_plugin_calls()) - set(SEPARATE)))
+@pytest.mark.parametrize("method", SERVED_BY_CORE)
 def test_network_methods_served_by_builtin_plugins(hookloop_loop, method):
     # With the builtin plugins in place, the same calls reach a real
     # implementation: whatever they raise, it is not "missing plugin".

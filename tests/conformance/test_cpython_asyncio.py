@@ -103,6 +103,25 @@ terminal summary prints one line per target and service, e.g.
 ``epoll: 17 tls tests deselected (hookloop-tls is not installed)``.  Once the
 plugin is installed they run like any other test.  The baseline runs them all.
 
+Child-watcher classes (subprocess suite)
+----------------------------------------
+test_subprocess runs its ``SubprocessWatcherMixin`` once per asyncio child
+watcher (3.11-3.13: ``SubprocessThreadedWatcherTests``, ``...SafeWatcher...``,
+``...FastWatcher...``, ``...MultiLoopWatcher...``, ``...PidfdWatcher...``,
+each putting that watcher in the policy's slot; 3.14: Threaded and Pidfd,
+differing in which watcher asyncio's own loop would pick).  hookloop-subprocess
+never asks for a watcher (it watches its children itself: the poller's
+``watch_process``, a pidfd, or its own thread), so on a hookloop target these
+classes run the very same tests on the very same loop.  One is generated:
+``SubprocessThreadedWatcherTests``, which exists on every version, holds every
+test of the others (3.14 adds its own), and whose 3.11-3.13 watcher acts only
+on pids registered with it.  The others are listed in
+``DUPLICATE_ON_HOOKLOOP`` with the reason and not generated for hookloop
+targets; the baseline runs them all.  (``FastChildWatcher`` even reaps every
+child of the process with ``waitpid(-1)`` from a SIGCHLD handler on the loop
+under test, taking our children's exit statuses, which asyncio documents as
+that watcher's known interference with other code spawning processes.)
+
 What stays on asyncio's loop (by the test's own choice, not ours): tests on
 ``new_test_loop()``; tests passing ``loop_factory=asyncio.EventLoop`` to
 ``asyncio.run`` or constructing ``asyncio.EventLoop()``/``SelectorEventLoop()``
@@ -207,6 +226,22 @@ KNOWN_INCOMPATIBLE: dict[str, str] = {
         "asyncio's private per-loop hook; our loop.sendfile has no such hook to replace "
         "(the not-available path is covered by tests/test_net_impl_sendfile.py)"
     ),
+    # ---- subprocesses (hookloop-subprocess, issue #6)
+    "subprocess::GenericWatcherTests::test_create_subprocess_fails_with_inactive_watcher": (
+        "installs a mock asyncio child watcher reporting itself inactive and expects "
+        "create_subprocess_exec to refuse with RuntimeError: asyncio's loop (3.11-3.13) asks the "
+        "policy for its child watcher; hookloop-subprocess watches its children itself (the "
+        "poller's watch_process, a pidfd, or its own thread) and never asks for one"
+    ),
+    "subprocess::*::test_watcher_implementation": (  # 3.14
+        "asserts that loop._watcher, asyncio's private attribute, is asyncio's private "
+        "_PidfdChildWatcher/_ThreadedChildWatcher"
+    ),
+    "subprocess::*::test_pid_not_reaped_before_exit_published": (  # 3.14
+        "joins the thread it finds in loop._watcher._threads, asyncio's private watcher state; "
+        "what it checks (the loop thread reaps and publishes the exit in one step) is tested in "
+        "plugins/subprocess/tests"
+    ),
 }
 
 # Tests that need an optional service: "suite::TestClass::test_method" (fnmatch
@@ -268,6 +303,24 @@ ASYNCIO_LOOP_CLASSES: dict[str, str] = {
     "events::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
     "sock_lowlevel::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
     "sendfile::ProactorEventLoopTests": "asyncio.ProactorEventLoop (defined on Windows only)",
+}
+
+# "suite::TestClass" -> why it is not generated for hookloop targets: on our loop
+# it would run the same tests as another generated class, differing only in
+# something our loop never consults (see "Child-watcher classes"; the baseline
+# keeps it).
+_NO_WATCHER = (
+    "same tests as SubprocessThreadedWatcherTests; the child watcher it installs is never "
+    "consulted by hookloop-subprocess, which watches its children itself"
+)
+DUPLICATE_ON_HOOKLOOP: dict[str, str] = {
+    "subprocess::SubprocessSafeWatcherTests": _NO_WATCHER + " (3.11-3.13)",
+    "subprocess::SubprocessMultiLoopWatcherTests": _NO_WATCHER + " (3.11-3.13, skipped there)",
+    "subprocess::SubprocessPidfdWatcherTests": _NO_WATCHER + " (3.14: the one asyncio's loop "
+    "would pick when the kernel has pidfds; ours decides by itself)",
+    "subprocess::SubprocessFastWatcherTests": _NO_WATCHER + "; worse, attached to the loop "
+    "under test it reaps every child with waitpid(-1), taking our children's exit statuses "
+    "(3.11-3.13)",
 }
 
 BASELINE = "asyncio"
@@ -707,6 +760,7 @@ def _build() -> dict[str, object]:
             for _, cls in cases:
                 if not target.is_baseline and (
                     cls.__name__ in skip or f"{suite}::{cls.__name__}" in ASYNCIO_LOOP_CLASSES
+                    or f"{suite}::{cls.__name__}" in DUPLICATE_ON_HOOKLOOP
                 ):
                     continue
                 name = f"Test{_camel(suite)}_{target.name}__{cls.__name__}"

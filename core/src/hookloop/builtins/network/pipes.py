@@ -89,9 +89,13 @@ class PipeAttribute:
 class ReadPipeTransport(PipeAttribute, ReadControl, asyncio.ReadTransport):
     """The read end of a pipe (or a FIFO, socket, character device)."""
 
+    # "__dict__": like asyncio's pipe transports, an instance takes new
+    # attributes; code written for asyncio patches methods on them
+    # (test_asyncio's test_pause_reading mocks pause_reading on a child's
+    # stdout pipe).  Slot access is not slowed by it.
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_reading",
-                 "_reader", "__weakref__")
+                 "_reader", "__weakref__", "__dict__")
 
     def __init__(self, loop: Any, pipe: Any, protocol: Any,
                  waiter: asyncio.Future[Any] | None = None,
@@ -139,7 +143,7 @@ class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.WriteTransport):
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_buffer",
                  "_buffer_size", "_eof_written", "_sendfile_waiter", "_send", "_sendv",
-                 "_watch_reader", "__weakref__")
+                 "_watch_reader", "__weakref__", "__dict__")  # "__dict__": see ReadPipeTransport
 
     _write_error_message = "Fatal write error on pipe transport"
 
