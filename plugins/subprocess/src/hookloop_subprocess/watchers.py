@@ -200,6 +200,8 @@ class ThreadWatcher(ChildWatcher):
                     pass
                 else:
                     self._reaped[pid] = status
+            if pid not in self._threads:
+                return  # unwatched: the loop thread reaps it (see _abandon)
             if self._closed:
                 self._reap_orphan(pid)
                 return
@@ -209,6 +211,10 @@ class ThreadWatcher(ChildWatcher):
                 self._reap_orphan(pid)
         finally:
             self._threads.pop(pid, None)
+
+    def unwatch(self, pid: int) -> None:
+        # The thread finds its pid gone and leaves reaping to the loop thread.
+        self._threads.pop(pid, None)
 
     def _reap_orphan(self, pid: int) -> None:
         self._reaped.pop(pid, None)
@@ -240,8 +246,10 @@ def choose_watcher(loop: Any) -> ChildWatcher:
 def reap_soon(pid: int, timeout: float) -> int | None:
     """Reap ``pid``, which was just sent ``SIGKILL``, waiting at most
     ``timeout`` seconds: its wait status, ``-1`` if somebody else reaped it,
-    or ``None`` if it is still there; then a daemon thread reaps it whenever
-    it dies, so it never stays a zombie.  For loop close only (it blocks)."""
+    or ``None`` if it is still there, in which case a daemon thread reaps it
+    whenever it dies, so it never stays a zombie.  For loop close only (it
+    blocks): a pidfd is polled where there are pidfds, else the reaping
+    thread is joined for ``timeout``."""
     try:
         rpid, status = os.waitpid(pid, os.WNOHANG)
         if rpid:
@@ -262,13 +270,16 @@ def reap_soon(pid: int, timeout: float) -> int | None:
                 return status
     except ChildProcessError:
         return -1
-    threading.Thread(target=_reap_blocking, args=(pid,), daemon=True,
-                     name=f"hookloop-reap-{pid}").start()
-    return None
+    result: list[int] = []
+    thread = threading.Thread(target=_reap_blocking, args=(pid, result), daemon=True,
+                              name=f"hookloop-reap-{pid}")
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else None
 
 
-def _reap_blocking(pid: int) -> None:
+def _reap_blocking(pid: int, result: list[int]) -> None:
     try:
-        os.waitpid(pid, 0)
+        result.append(os.waitpid(pid, 0)[1])
     except ChildProcessError:
-        pass
+        result.append(-1)

@@ -1,0 +1,35 @@
+"""Fixtures of hookloop-subprocess's tests.
+
+``sp_loop`` is the testing kit's ``hookloop_loop`` (one per installed backend,
+failing on unexpected exception-handler calls).  With
+``HOOKLOOP_SUBPROCESS_BASELINE=1`` in the environment it is asyncio's own
+loop instead (same exception-handler check), so every test can first be
+shown to pass on asyncio -- it tests behaviour, not our implementation.
+Tests of hookloop-only behaviour (watchers, the missing-plugin error, loop
+close killing children) skip themselves there with ``hookloop_only``.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from subprocess_helpers import BASELINE
+
+
+@pytest.fixture
+def sp_loop(request: pytest.FixtureRequest, hookloop_backend: str,
+            hookloop_errors: Any) -> Iterator[Any]:
+    if not BASELINE:
+        yield request.getfixturevalue("hookloop_loop")
+        return
+    loop = asyncio.SelectorEventLoop()
+    loop.set_exception_handler(hookloop_errors)
+    try:
+        yield loop
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+    if hookloop_errors.contexts:
+        pytest.fail(f"unexpected exception handler calls: {hookloop_errors.contexts!r}")
