@@ -26,7 +26,7 @@ from .subjects import select_subjects
 from .workloads import WORKLOADS, Settings, UsageError, default_clients, select_workloads
 
 FULL = {"rounds": 3, "seconds": 0.5, "connections": 50}
-QUICK = {"rounds": 1, "seconds": 0.1, "connections": 10}
+QUICK = {"rounds": 1, "seconds": 0.05, "connections": 10}
 
 
 def _positive(kind: type) -> Any:
@@ -49,7 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "measurement in a fresh process, rounds interleaved, warm-up discarded; "
                     "prints medians and their ratio to asyncio's loop.")
     p.add_argument("--quick", action="store_true",
-                   help="everything small: 1 round of 0.1 s, 10 connections per client "
+                   help="everything small: 1 round of 0.05 s, 10 connections per client "
                         "(under a minute; CI runs it)")
     p.add_argument("--workloads", metavar="A,B",
                    help=f"only these workloads (default: all): {', '.join(WORKLOADS)}")
@@ -80,7 +80,7 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, int]:
     """The measurement settings and the number of rounds the options ask for."""
     base = QUICK if args.quick else FULL
     seconds = args.seconds or base["seconds"]
-    settings = Settings(seconds=seconds, warmup=min(0.5, max(0.05, seconds / 3)),
+    settings = Settings(seconds=seconds, warmup=min(0.5, max(0.02, seconds / 3)),
                         clients=args.clients or default_clients(),
                         connections=int(args.connections or base["connections"]),
                         wrk=not args.no_wrk)

@@ -33,6 +33,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -399,6 +400,10 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
             try:
                 results = await asyncio.wait_for(
                     _in_thread(loop, load), settings.warmup + settings.seconds + GRACE)
+            except WorkloadError as exc:  # the server's side of the story first
+                if stats.errors:
+                    raise WorkloadError(f"{stats.errors[0]}; then {exc}") from None
+                raise
             finally:
                 load.kill()
             await stats.all_closed(10.0)
@@ -411,10 +416,12 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                 await asyncio.sleep(0)
         return results, load.name
 
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         results, generator = loop.run_until_complete(serve())
     finally:
         sock.close()
+    busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
     _check(workload, stats, results, expected if not wrk else None)
     rate = sum(r["counted"] / r["elapsed"] for r in results if r["elapsed"] > 0)
     if rate <= 0:
@@ -422,7 +429,10 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
     return Outcome(rate, {"load": generator, "clients": len(results),
                           "connections": settings.clients * settings.connections,
                           "exchanges": sum(r["total"] for r in results),
-                          "lost_datagrams": sum(r.get("lost", 0) for r in results)})
+                          "lost_datagrams": sum(r.get("lost", 0) for r in results),
+                          # CPU the server process used per second of the whole
+                          # run (set-up included): near 1, the loop was the limit.
+                          "server_cpu": round(busy, 2)})
 
 
 def _check(workload: Workload, stats: ServerStats, results: list[dict[str, Any]],

@@ -1,0 +1,192 @@
+"""``hookloop bench`` run as a user runs it, plus its statistics and report.
+
+The quick run is what CI runs: its JSON must have a row for every installed
+backend and for asyncio on every workload.  A backend installed from
+outside this repository (a dummy distribution in a temporary directory) must
+show up with no change to the bench; a loop given as ``module:factory``
+too; a loop that breaks a workload must produce ``FAILED`` and exit status
+1, never a figure.  Speed is never asserted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hookloop_bench import report, stats
+from hookloop_bench.runner import Cell
+from hookloop_bench.subjects import Subject, not_run_reason
+from hookloop_bench.workloads import WORKLOADS, UsageError, select_workloads
+
+import hookloop
+
+
+def _bench(*args, pythonpath=None, timeout=120):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLOOP_")}
+    if pythonpath:
+        environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (pythonpath, environ.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "hookloop", "bench", "--plain", *args],
+                          capture_output=True, text=True, env=environ, timeout=timeout)
+
+
+def _rows(path):
+    return json.loads(path.read_text())
+
+
+def test_quick_run_has_a_row_for_every_backend_and_asyncio_on_every_workload(tmp_path):
+    out = _bench("--quick", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    data = _rows(tmp_path / "r.json")
+    rows = {(r["subject"], r["workload"]): r for r in data["rows"]}
+    subjects = {"asyncio", *hookloop.available_backends()}
+    assert subjects <= {s["name"] for s in data["subjects"]}
+    for workload in WORKLOADS.values():
+        for name in subjects:
+            row = rows[name, workload.name]
+            subject = Subject(name, "asyncio" if name == "asyncio" else "hookloop", name)
+            reason = not_run_reason(subject, workload)
+            if reason is None:
+                assert row["median"] > 0 and row["min"] <= row["median"] <= row["max"], row
+                assert len(row["rounds"]) == data["settings"]["rounds"] == 1
+                assert row["unit"] == workload.unit
+            else:  # only a missing service (hookloop-tls, -subprocess) or trustme
+                assert row["median"] is None and row["reason"] == f"not run: {reason}"
+        assert rows["asyncio", workload.name]["ratio"] == 1.0
+    machine = data["machine"]
+    assert machine["cpu_count"] >= 1 and machine["python"] == sys.version.split()[0]
+    assert machine["kernel"] and machine["hookloop"] and machine["hookloop_bench"]
+    for name in subjects:  # the table has a column per subject
+        assert name in out.stdout.splitlines()[1]
+    assert "tcp_echo_64k" in out.stdout and "round trips/s" in out.stdout
+
+
+def _dummy_backend(tmp_path):
+    """A backend distribution from outside the repository: module + dist-info."""
+    (tmp_path / "dummybackend.py").write_text(textwrap.dedent("""
+        import hookloop
+        from hookloop_select import PollPoller
+
+        class DummyPoller(PollPoller):
+            name = "dummy"
+
+        @hookloop.hookimpl
+        def hookloop_pollers():
+            return [hookloop.Backend("dummy", DummyPoller, priority=1,
+                                     distribution="dummybackend")]
+    """))
+    info = tmp_path / "dummybackend-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dummybackend\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hookloop]\ndummy = dummybackend\n")
+    (tmp_path / "otherloop.py").write_text(textwrap.dedent("""
+        import asyncio
+
+        def new_loop():
+            return asyncio.new_event_loop()
+
+        class BrokenLoop(asyncio.SelectorEventLoop):
+            calls = 0
+
+            def call_soon(self, callback, *args, **kwargs):
+                BrokenLoop.calls += 1
+                if BrokenLoop.calls % 1000 == 0:  # runs one callback twice
+                    super().call_soon(callback, *args, **kwargs)
+                return super().call_soon(callback, *args, **kwargs)
+    """))
+
+
+def test_a_backend_installed_from_elsewhere_is_a_subject(tmp_path):
+    _dummy_backend(tmp_path)
+    out = _bench("--quick", "--workloads", "call_soon,tcp_echo_1k", "--json",
+                 str(tmp_path / "r.json"), pythonpath=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    rows = {(r["subject"], r["workload"]): r for r in _rows(tmp_path / "r.json")["rows"]}
+    for workload in ("call_soon", "tcp_echo_1k"):
+        assert rows["dummy", workload]["median"] > 0
+        assert rows["dummy", workload]["ratio"] > 0
+    assert {s for s, _ in rows} >= {"asyncio", "dummy", *hookloop.available_backends()}
+
+
+def test_module_factory_subjects_and_a_broken_loop_fails_not_measures(tmp_path):
+    _dummy_backend(tmp_path)
+    out = _bench("--quick", "--workloads", "call_soon", "--subjects",
+                 "otherloop:new_loop,otherloop:BrokenLoop", "--json", str(tmp_path / "r.json"),
+                 pythonpath=str(tmp_path))
+    assert out.returncode == 1, out.stderr
+    rows = {r["subject"]: r for r in _rows(tmp_path / "r.json")["rows"]}
+    assert set(rows) == {"asyncio", "otherloop:new_loop", "otherloop:BrokenLoop"}
+    assert rows["otherloop:new_loop"]["median"] > 0
+    broken = rows["otherloop:BrokenLoop"]
+    assert broken["median"] is None and broken["reason"].startswith("failed: AssertionError")
+    assert "FAILED" in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workloads", "tcp_echo_1k,nope"], "--workloads: unknown workload(s) nope; choose from"),
+    (["--subjects", "nosuchloop"], "--subjects: unknown subject 'nosuchloop'; installed: asyncio"),
+    (["--subjects", "no_such_module_x:new_loop"],
+     "--subjects: cannot import 'no_such_module_x' for 'no_such_module_x:new_loop'"),
+    (["--subjects", "asyncio:no_such_factory"], "has no attribute 'no_such_factory'"),
+    (["--rounds", "0"], "argument --rounds: must be positive"),
+])
+def test_bad_arguments_exit_2_naming_the_argument(args, message):
+    out = _bench(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(UsageError, match=r"--plot needs matplotlib.*hookloop-bench\[plot\]"):
+        report.check_plot("out.svg")
+    report.check_plot(None)
+
+
+SUBJECTS = [Subject("asyncio", "asyncio"), Subject("epoll", "hookloop", "epoll"),
+            Subject("poll", "hookloop", "poll")]
+CHOSEN = select_workloads("call_soon,tls_echo")
+
+
+def _summary():
+    cells = {("asyncio", "call_soon"): Cell([100.0, 300.0, 200.0]),
+             ("epoll", "call_soon"): Cell([500.0, 400.0, 300.0]),
+             ("poll", "call_soon"): Cell([50.0], failed=True, reason="failed: echo differs"),
+             ("asyncio", "tls_echo"): Cell([10.0]),
+             ("epoll", "tls_echo"): Cell(reason="not run: hookloop-tls is not installed"),
+             ("poll", "tls_echo"): Cell([20.0])}
+    return stats.summarize(SUBJECTS, CHOSEN, cells)
+
+
+def test_statistics_median_min_max_and_ratio_to_asyncio():
+    rows = {(r.subject, r.workload): r for r in _summary()}
+    epoll = rows["epoll", "call_soon"]
+    assert (epoll.median, epoll.min, epoll.max, epoll.ratio) == (400.0, 300.0, 500.0, 2.0)
+    assert rows["asyncio", "call_soon"].ratio == 1.0
+    assert rows["poll", "call_soon"].median is None  # a failed pair has no figure at all
+    assert rows["poll", "call_soon"].reason == "failed: echo differs"
+    assert rows["epoll", "tls_echo"].reason == "not run: hookloop-tls is not installed"
+    assert rows["poll", "tls_echo"].ratio == 2.0
+
+
+def test_table_shows_figures_ratios_spread_and_reasons():
+    text = report.table(_summary(), SUBJECTS, CHOSEN)
+    lines = text.splitlines()
+    assert lines[1].split() == ["workload", "unit", "asyncio", "epoll", "poll"]
+    call_soon = next(line for line in lines if line.startswith("call_soon"))
+    assert call_soon.split() == ["call_soon", "callbacks/s", "200.0", "1.00x", "400.0", "2.00x",
+                                 "FAILED"]
+    assert "±50%" in text and "±25%" in text
+    assert "failed: echo differs: call_soon on poll" in text
+    assert "not run: hookloop-tls is not installed: tls_echo on epoll" in text
+
+
+def test_plot_draws_an_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "ratios.svg"
+    report.plot(str(path), _summary(), SUBJECTS, CHOSEN, "test")
+    assert "<svg" in path.read_text()[:1000]

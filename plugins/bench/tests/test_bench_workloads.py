@@ -1,0 +1,206 @@
+"""The workloads, run in this process at a tiny size (the load side still
+runs in client processes).
+
+Speed is never checked here.  What is checked: each workload runs to the
+end on asyncio's loop and on hookloop's best backend, leaves no socket or
+pipe open, and checks its own results: a corrupted echo, a wrong HTTP
+response, a miscounting server, a wrong exit status each void the
+measurement instead of producing a figure.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import warnings
+
+import pytest
+from hookloop_bench import network, scheduling, spawn
+from hookloop_bench.subjects import Subject, make_loop, not_run_reason
+from hookloop_bench.workloads import WORKLOADS, Settings
+
+import hookloop
+
+BEST = hookloop.available_backends()[0]
+SUBJECTS = [Subject("asyncio", "asyncio"), Subject(BEST, "hookloop", BEST)]
+TINY = Settings(seconds=0.05, warmup=0.02, clients=1, connections=4, wrk=False)
+NETWORK = [w for w in WORKLOADS.values() if w.kind == "network"]
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(params=SUBJECTS, ids=lambda s: s.name)
+def subject(request):
+    return request.param
+
+
+@pytest.fixture
+def loop(subject):
+    loop = make_loop(subject)()
+    yield loop
+    loop.close()
+
+
+@pytest.mark.parametrize("workload", NETWORK, ids=lambda w: w.name)
+def test_network_workload_runs_checks_and_closes_everything(subject, workload):
+    reason = not_run_reason(subject, workload)
+    if reason is not None:
+        pytest.skip(reason)
+    loop = make_loop(subject)()
+    try:
+        before = _fd_count()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            outcome = network.run(loop, workload, TINY)
+        assert outcome.rate > 0
+        assert outcome.detail["load"] == "python"
+        assert outcome.detail["exchanges"] > 0
+        assert _fd_count() == before
+    finally:
+        loop.close()
+
+
+def test_two_load_processes_with_many_connections(loop):
+    settings = Settings(seconds=0.05, warmup=0.02, clients=2, connections=20, wrk=False)
+    outcome = network.run(loop, WORKLOADS["tcp_echo_1k"], settings)
+    assert outcome.detail["clients"] == 2 and outcome.detail["connections"] == 40
+
+
+def _void(loop, name, match):
+    before = _fd_count()
+    with pytest.raises(AssertionError, match=match):
+        network.run(loop, WORKLOADS[name], TINY)
+    assert _fd_count() == before  # everything aborted and closed
+
+
+def test_a_corrupted_echo_voids_the_measurement(loop, monkeypatch):
+    def corrupt(self, data):
+        self.stats.echoed += len(data)
+        self.transport.write(data[:-1] + bytes([data[-1] ^ 1]))
+    monkeypatch.setattr(network.EchoServer, "data_received", corrupt)
+    _void(loop, "tcp_echo_1k", "echo 1 on connection .* differs")
+
+
+def test_a_miscounting_server_voids_the_measurement(loop, monkeypatch):
+    def uncounted(self, data):
+        self.transport.write(data)  # right bytes, but the server's tally disagrees
+    monkeypatch.setattr(network.EchoServer, "data_received", uncounted)
+    _void(loop, "tcp_echo_64k", "the server echoed 0 bytes, the clients checked")
+
+
+def test_a_corrupted_stream_echo_voids_the_measurement(loop, monkeypatch):
+    real_write = asyncio.StreamWriter.write
+
+    def write(self, data):  # only the server writes through streams in this process
+        real_write(self, data[:-1] + b"?")
+    monkeypatch.setattr(asyncio.StreamWriter, "write", write)
+    _void(loop, "streams_echo", "differs")
+
+
+def test_a_wrong_http_response_voids_the_measurement(loop, monkeypatch):
+    def respond(self, head):
+        self.stats.requests += 1
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi\n")
+    monkeypatch.setattr(network.HttpServer, "respond", respond)
+    _void(loop, "http", "bad response")
+
+
+def test_a_wrong_datagram_voids_the_measurement(loop, monkeypatch):
+    def datagram_received(self, data, addr):
+        self.stats.datagrams += 1
+        self.transport.sendto(data[:8] + bytes(len(data) - 8), addr)
+    monkeypatch.setattr(network.DatagramEcho, "datagram_received", datagram_received)
+    _void(loop, "udp_echo", "came back wrong")
+
+
+def test_an_error_the_loop_reports_voids_the_measurement(loop, monkeypatch):
+    real = network.EchoServer.data_received
+
+    def data_received(self, data):
+        real(self, data)
+        if self.stats.echoed > 4096:
+            raise RuntimeError("protocol bug")
+    monkeypatch.setattr(network.EchoServer, "data_received", data_received)
+    with pytest.raises(AssertionError, match="protocol bug"):
+        network.run(loop, WORKLOADS["tcp_echo_1k"], TINY)
+
+
+@pytest.mark.parametrize("name", ["call_soon", "task_steps", "timers"])
+def test_scheduling_batches_do_exactly_their_operations(loop, name):
+    batch = getattr(scheduling, name)
+    assert batch(loop, 1000) > 0
+    rate = scheduling.timed(lambda n: batch(loop, n),
+                            lambda n: scheduling.operations(name, n), 0.01, 0.01)
+    assert rate > 0
+
+
+def test_a_cancelled_timer_that_fires_fails_the_timers_workload(loop, monkeypatch):
+    class Uncancellable:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def cancel(self):
+            pass  # the timer stays armed
+
+    real_call_later = loop.call_later
+
+    def call_later(delay, callback, *args):
+        handle = real_call_later(0 if delay == 30.0 else delay, callback, *args)
+        return Uncancellable(handle) if delay == 30.0 else handle
+    monkeypatch.setattr(loop, "call_later", call_later)
+    with pytest.raises(AssertionError, match="cancelled timers ran"):
+        scheduling.timers(loop, 1000)
+
+
+def test_a_callback_run_twice_fails_call_soon(loop, monkeypatch):
+    real = loop.call_soon
+    calls = [0]
+
+    def doubling(callback, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 500:
+            real(callback, *args, **kwargs)
+        return real(callback, *args, **kwargs)
+    monkeypatch.setattr(loop, "call_soon", doubling)
+    with pytest.raises(AssertionError):
+        scheduling.call_soon(loop, 1000)
+
+
+def test_loop_creation_counts_loops(subject):
+    assert scheduling.loop_creation(make_loop(subject), 3) > 0
+
+
+def test_spawn_checks_exit_statuses(subject, monkeypatch):
+    if not_run_reason(subject, WORKLOADS["subprocess_spawn"]):
+        pytest.skip("no subprocess service")
+    loop = make_loop(subject)()
+    try:
+        assert spawn.spawn(loop, 4) > 0
+        true, false = spawn._programs()
+        monkeypatch.setattr(spawn, "_programs", lambda: (false, true))  # swapped
+        with pytest.raises(AssertionError, match="exited with"):
+            spawn.spawn(loop, 4)
+    finally:
+        loop.close()
+
+
+def test_wrk_report_is_read_and_its_errors_void_the_run():
+    report = """Running 1s test @ http://127.0.0.1:8080/
+  2 threads and 100 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.55ms  308.12us   5.08ms   88.01%
+    Req/Sec    32.10k     1.57k   34.56k    70.00%
+  63870 requests in 1.00s, 6.15MB read
+Requests/sec:  63790.45
+Transfer/sec:      6.14MB
+"""
+    figures = network.parse_wrk(report)
+    assert figures["counted"] == 63870 and figures["elapsed"] == 1.0
+    assert figures["rate"] == 63790.45
+    with pytest.raises(AssertionError, match="non-2xx"):
+        network.parse_wrk(report + "  Non-2xx or 3xx responses: 12\n")
+    with pytest.raises(AssertionError, match="Socket errors"):
+        network.parse_wrk(report + "  Socket errors: connect 0, read 3, write 0, timeout 0\n")
+    with pytest.raises(AssertionError, match="cannot read"):
+        network.parse_wrk("wrk: command not understood")
