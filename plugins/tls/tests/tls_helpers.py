@@ -81,7 +81,10 @@ class RawTLSPeer:
         data = bytearray()
         while len(data) < n:
             try:
-                data += self.obj.read(n - len(data))
+                chunk = self.obj.read(n - len(data))
+                if not chunk:  # close_notify
+                    break
+                data += chunk
             except ssl.SSLWantReadError:
                 await self.flush()  # TLS 1.3 may have something to say (key updates)
                 await self.fill()
@@ -96,7 +99,10 @@ class RawTLSPeer:
         data = bytearray()
         while True:
             try:
-                data += self.obj.read(1 << 16)
+                chunk = self.obj.read(1 << 16)
+                if not chunk:  # SSLObject.read returns b"" for close_notify
+                    return bytes(data), "close_notify"
+                data += chunk
             except ssl.SSLWantReadError:
                 try:
                     await self.fill()
