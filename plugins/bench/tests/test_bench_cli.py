@@ -190,3 +190,24 @@ def test_plot_draws_an_svg(tmp_path):
     path = tmp_path / "ratios.svg"
     report.plot(str(path), _summary(), SUBJECTS, CHOSEN, "test")
     assert "<svg" in path.read_text()[:1000]
+
+
+def test_progress_plain_lines_and_rich_bar(capsys):
+    from hookloop_bench.progress import PlainProgress, make_progress
+    plain = PlainProgress()
+    plain.start(2)
+    plain.done("round 1/1: timers on epoll", Cell([1234567.0]), "timers/s")
+    plain.done("round 1/1: timers on poll", Cell(failed=True, reason="failed: boom"), "timers/s")
+    plain.stop()
+    assert capsys.readouterr().err.splitlines() == [
+        "[1/2] round 1/1: timers on epoll: 1.23M timers/s",
+        "[2/2] round 1/1: timers on poll: failed: boom"]
+    assert isinstance(make_progress(plain=True), PlainProgress)
+    pytest.importorskip("rich")
+    bar = make_progress()
+    assert not isinstance(bar, PlainProgress)
+    bar.start(1)
+    bar.step("round 1/1: timers on epoll")
+    bar.done("round 1/1: timers on epoll", Cell([5.0]), "timers/s")
+    bar.stop()
+    assert "1/1" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import warnings
 
 import pytest
@@ -204,3 +205,34 @@ Transfer/sec:      6.14MB
         network.parse_wrk(report + "  Socket errors: connect 0, read 3, write 0, timeout 0\n")
     with pytest.raises(AssertionError, match="cannot read"):
         network.parse_wrk("wrk: command not understood")
+
+
+FAKE_WRK = '''#!{python}
+import socket, sys, time
+url = sys.argv[-1]
+host, port = url.split("//")[1].rstrip("/").split(":")
+sock = socket.create_connection((host, int(port)))
+t0 = time.monotonic()
+for _ in range(20):
+    sock.sendall(b"GET / HTTP/1.1\\r\\nHost: " + host.encode() + b"\\r\\n\\r\\n")
+    data = b""
+    while not data.endswith(b"hello from /\\n"):
+        data += sock.recv(4096)
+sock.close()
+elapsed = time.monotonic() - t0
+print("  20 requests in %.2fms, 2KB read" % (elapsed * 1000))
+print("Requests/sec: %.2f" % (20 / elapsed))
+'''
+
+
+def test_wrk_on_path_is_the_http_load_generator(tmp_path, monkeypatch, loop):
+    wrk = tmp_path / "wrk"
+    wrk.write_text(FAKE_WRK.format(python=sys.executable))
+    wrk.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with_wrk = Settings(**{**TINY.to_json(), "wrk": True})
+    outcome = network.run(loop, WORKLOADS["http"], with_wrk)
+    assert outcome.detail["load"] == "wrk"
+    assert outcome.detail["exchanges"] == 40  # the warm-up run's and the counted run's
+    assert outcome.rate > 0
+    assert network.run(loop, WORKLOADS["http"], TINY).detail["load"] == "python"  # --no-wrk

@@ -71,6 +71,9 @@ class ServerStats:
         self.bad = 0  # malformed requests (http)
         self.datagrams = 0  # datagrams echoed (udp)
         self.idle: asyncio.Future[None] | None = None
+        #: wrk closes its connections with requests in flight: a reset then
+        #: is how its run ends, not an error.
+        self.resets_expected = False
 
     def made_one(self, who: Any) -> None:
         self.made += 1
@@ -78,7 +81,8 @@ class ServerStats:
 
     def lost_one(self, who: Any, exc: BaseException | None) -> None:
         self.open.discard(who)
-        if exc is not None:
+        if exc is not None and not (self.resets_expected and isinstance(
+                exc, ConnectionResetError | BrokenPipeError)):
             self.errors.append(f"server connection lost with {exc!r}")
         if not self.open and self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
@@ -383,6 +387,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
     port = sock.getsockname()[1]
     context, ca_pem = tls_contexts() if workload.needs == "tls" else (None, None)
     wrk = shutil.which("wrk") if workload.load == "http" and settings.wrk else None
+    stats.resets_expected = wrk is not None
 
     async def serve() -> tuple[list[dict[str, Any]], str]:
         if udp:
