@@ -7,8 +7,10 @@ unavailable, doing the same work: exit codes, kill, no zombie, no fd left.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import subprocess
 
 import pytest
 from hookloop_subprocess import watchers
@@ -118,3 +120,32 @@ def test_foreign_reaping_reports_255(hookloop_loop, hookloop_errors, caplog):
 
     assert run(hookloop_loop, main()) == 255
     assert "will report returncode 255" in caplog.text
+
+
+def test_a_child_that_cannot_be_watched_is_killed_and_reaped(hookloop_loop, monkeypatch):
+    if hookloop_loop.service("subprocess").watcher.name != "pidfd":
+        pytest.skip("this loop does not watch children with pidfds")
+
+    def no_pidfd(pid, flags=0):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    spawned = []
+
+    class RecordingPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            spawned.append(self)
+
+    run(hookloop_loop, asyncio.sleep(0))
+    before = fd_count()
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    with pytest.raises(OSError, match="Too many open files"):
+        run(hookloop_loop, asyncio.create_subprocess_exec(*READY_THEN_SLEEP, stdin=PIPE,
+                                                          stdout=PIPE))
+    monkeypatch.undo()
+    assert fd_count() == before
+    [popen] = spawned
+    assert popen.returncode == -signal.SIGKILL
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(popen.pid, os.WNOHANG)

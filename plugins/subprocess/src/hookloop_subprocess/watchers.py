@@ -261,13 +261,16 @@ def reap_soon(pid: int, timeout: float) -> int | None:
                 fd = os.pidfd_open(pid)
             except ProcessLookupError:
                 return -1
-            try:
-                select.select([fd], [], [], timeout)
-            finally:
-                os.close(fd)
-            rpid, status = os.waitpid(pid, os.WNOHANG)
-            if rpid:
-                return status
+            except OSError:
+                fd = -1  # out of fds, say: the thread below does it
+            if fd >= 0:
+                try:
+                    select.select([fd], [], [], timeout)
+                finally:
+                    os.close(fd)
+                rpid, status = os.waitpid(pid, os.WNOHANG)
+                if rpid:
+                    return status
     except ChildProcessError:
         return -1
     result: list[int] = []
