@@ -393,3 +393,24 @@ def test_loop_close_kills_and_reaps_running_children(hookloop_backend):
     del procs
     assert zombies() == []
     assert fd_count() == before  # pidfds, pipe ends and the loop's own fds
+
+
+def test_pipe_transports_take_patched_methods(sp_loop):
+    # As on asyncio's loop, code may patch methods on a child's pipe
+    # transports (test_asyncio's test_pause_reading does); the core's pipe
+    # transports have an instance __dict__ for that.
+    from unittest import mock
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; sys.stdout.write('x' * 64)", stdout=PIPE,
+            limit=8)
+        transport = proc._transport.get_pipe_transport(1)
+        transport.pause_reading = mock.Mock()
+        transport.resume_reading = mock.Mock()
+        out, _ = await proc.communicate()
+        return out, transport
+
+    out, transport = run(sp_loop, main())
+    assert out == b"x" * 64
+    assert transport.pause_reading.called and transport.resume_reading.called
