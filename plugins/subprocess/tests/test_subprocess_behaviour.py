@@ -414,3 +414,35 @@ def test_pipe_transports_take_patched_methods(sp_loop):
     out, transport = run(sp_loop, main())
     assert out == b"x" * 64
     assert transport.pause_reading.called and transport.resume_reading.called
+
+
+def test_process_group_and_umask(sp_loop):
+    code = ("import os; old = os.umask(0); "
+            "print(os.getpgid(0) == os.getpid(), oct(old))")
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, stdout=PIPE, process_group=0, umask=0o027)
+        out, _ = await proc.communicate()
+        return out.split(), proc.returncode
+
+    assert run(sp_loop, main()) == ([b"True", b"0o27"], 0)
+
+
+def test_debug_mode_spawn_and_close(sp_loop, caplog):
+    # Debug mode logs what it does and changes nothing else.
+    sp_loop.set_debug(True)
+
+    async def main():
+        transport, proto = await sp_loop.subprocess_exec(
+            lambda: Recorder(sp_loop), *READY_THEN_SLEEP, stdin=None, stderr=None)
+        assert f"pid={transport.get_pid()}" in repr(transport)
+        assert "running" in repr(transport)
+        transport.close()  # kills it, with a warning in debug mode
+        assert await proto.lost is None
+        assert f"returncode={-signal.SIGKILL}" in repr(transport)
+        return transport.get_returncode()
+
+    with caplog.at_level("DEBUG", logger="asyncio"):
+        assert run(sp_loop, main()) == -signal.SIGKILL
+    assert "Close running child process: kill" in caplog.text
