@@ -68,6 +68,14 @@ def test_two_load_processes_with_many_connections(loop):
     assert outcome.detail["clients"] == 2 and outcome.detail["connections"] == 40
 
 
+def test_pinning_splits_the_cpus_and_restores_the_affinity(loop):
+    before = os.sched_getaffinity(0)
+    settings = Settings(**{**TINY.to_json(), "pin": True})
+    outcome = network.run(loop, WORKLOADS["tcp_echo_1k"], settings)
+    assert outcome.detail["pinned"] == (len(before) >= 2)
+    assert os.sched_getaffinity(0) == before
+
+
 def _void(loop, name, match):
     before = _fd_count()
     with pytest.raises(AssertionError, match=match):

@@ -68,6 +68,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"connections per load process (default {FULL['connections']})")
     p.add_argument("--no-wrk", action="store_true",
                    help="use the in-repo load client for http even when wrk is on PATH")
+    p.add_argument("--pin", action="store_true",
+                   help="pin the measured server to one CPU and the load processes to the "
+                        "others (steadier on a dedicated machine, worse on a shared one)")
     p.add_argument("--json", metavar="FILE", help="also write machine info and every row as JSON")
     p.add_argument("--plot", metavar="FILE.svg",
                    help="also draw the ratios per workload (needs hookloop-bench[plot])")
@@ -83,7 +86,7 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, int]:
     settings = Settings(seconds=seconds, warmup=min(0.5, max(0.02, seconds / 3)),
                         clients=args.clients or default_clients(),
                         connections=int(args.connections or base["connections"]),
-                        wrk=not args.no_wrk)
+                        wrk=not args.no_wrk, pin=args.pin)
     return settings, int(args.rounds or base["rounds"])
 
 

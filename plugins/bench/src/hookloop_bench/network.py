@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import socket
@@ -233,6 +234,38 @@ def tls_contexts() -> tuple[ssl.SSLContext, str]:
     return context, ca.cert_pem.bytes().decode()
 
 
+class CpuSplit:
+    """The server on one CPU, the load processes on the others.
+
+    With two CPUs or more (and ``sched_setaffinity``, i.e. Linux), the
+    measuring process is pinned to its first allowed CPU for the run and
+    every load process to the rest, so the scheduler never puts a client on
+    the server's CPU halfway through; the same split for every subject.
+    The process's own affinity is restored afterwards."""
+
+    def __init__(self, enabled: bool) -> None:
+        cpus: list[int] = []
+        if enabled and hasattr(os, "sched_setaffinity"):
+            cpus = sorted(os.sched_getaffinity(0))
+        self.cpus = cpus if len(cpus) >= 2 else []
+
+    def __enter__(self) -> CpuSplit:
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus[:1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+
+    def pin_load(self, pid: int) -> None:
+        if self.cpus:
+            try:
+                os.sched_setaffinity(pid, self.cpus[1:])
+            except OSError:  # it already exited: its failure will be reported
+                pass
+
+
 # -- the load side ------------------------------------------------------
 
 class ClientProcesses:
@@ -242,7 +275,7 @@ class ClientProcesses:
     name = "python"
 
     def __init__(self, workload: Workload, port: int, settings: Settings,
-                 ca_pem: str | None) -> None:
+                 ca_pem: str | None, split: CpuSplit) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         try:
             for i in range(settings.clients):
@@ -254,6 +287,7 @@ class ClientProcesses:
                     [sys.executable, "-I", "-S", LOAD_SCRIPT, json.dumps(config)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True))
+                split.pin_load(self.procs[-1].pid)
         except BaseException:
             self.kill()
             raise
@@ -327,7 +361,8 @@ class WrkLoad:
 
     name = "wrk"
 
-    def __init__(self, wrk: str, port: int, settings: Settings) -> None:
+    def __init__(self, wrk: str, port: int, settings: Settings, split: CpuSplit) -> None:
+        self.split = split
         self.args = [wrk, f"-t{settings.clients}", f"-c{settings.clients * settings.connections}",
                      f"http://{HOST}:{port}/"]
         self.seconds = max(1, round(settings.seconds))
@@ -336,11 +371,18 @@ class WrkLoad:
     def coordinate(self) -> list[dict[str, Any]]:
         results = []
         for seconds in (self.warmup, self.seconds):
-            out = subprocess.run([*self.args[:-1], f"-d{seconds}s", self.args[-1]],
-                                 capture_output=True, text=True, timeout=seconds + GRACE)
-            if out.returncode:
-                raise WorkloadError(f"wrk failed: {out.stderr.strip() or out.stdout.strip()}")
-            results.append(parse_wrk(out.stdout))
+            with subprocess.Popen([*self.args[:-1], f"-d{seconds}s", self.args[-1]],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) as proc:
+                self.split.pin_load(proc.pid)
+                try:
+                    stdout, stderr = proc.communicate(timeout=seconds + GRACE)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    raise WorkloadError("wrk did not finish") from None
+            if proc.returncode:
+                raise WorkloadError(f"wrk failed: {stderr.strip() or stdout.strip()}")
+            results.append(parse_wrk(stdout))
         warm, counted = results
         counted["total"] += warm["total"]
         return [counted]
@@ -400,8 +442,8 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
             factory = HttpServer if workload.load == "http" else EchoServer
             server = await loop.create_server(lambda: factory(stats), sock=sock, ssl=context)
         try:
-            load: Any = (WrkLoad(wrk, port, settings) if wrk
-                         else ClientProcesses(workload, port, settings, ca_pem))
+            load: Any = (WrkLoad(wrk, port, settings, split) if wrk
+                         else ClientProcesses(workload, port, settings, ca_pem, split))
             try:
                 results = await asyncio.wait_for(
                     _in_thread(loop, load), settings.warmup + settings.seconds + GRACE)
@@ -421,9 +463,11 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                 await asyncio.sleep(0)
         return results, load.name
 
+    split = CpuSplit(settings.pin)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        results, generator = loop.run_until_complete(serve())
+        with split:
+            results, generator = loop.run_until_complete(serve())
     finally:
         sock.close()
     busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
@@ -432,6 +476,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
     if rate <= 0:
         raise WorkloadError("no exchange completed in the counted window")
     return Outcome(rate, {"load": generator, "clients": len(results),
+                          "pinned": bool(split.cpus),
                           "connections": settings.clients * settings.connections,
                           "exchanges": sum(r["total"] for r in results),
                           "lost_datagrams": sum(r.get("lost", 0) for r in results),

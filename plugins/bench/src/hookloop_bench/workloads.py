@@ -106,6 +106,8 @@ class Settings:
     connections: int = 50
     #: Use ``wrk`` for the http workload when it is on PATH.
     wrk: bool = True
+    #: Server on one CPU, load processes on the others (where possible).
+    pin: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
