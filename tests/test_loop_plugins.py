@@ -118,9 +118,21 @@ def _expect_missing(loop, method, disabled=False):
     return exc
 
 
+#: Separately shipped plugins that may be installed in this checkout: their
+#: rows leave the plugin out (by its entry-point name), so they hold either way.
+LEFT_OUT = {"start_tls": "tls"}
+
+
 @pytest.mark.parametrize("method", sorted(SEPARATE))
-def test_missing_plugin_error(hookloop_loop, method):
-    exc = _expect_missing(hookloop_loop, method)
+def test_missing_plugin_error(hookloop_loop, hookloop_backend, method):
+    if method in LEFT_OUT:
+        loop = hookloop.new_event_loop(hookloop_backend, disable=[LEFT_OUT[method]])
+        try:
+            exc = _expect_missing(loop, method)
+        finally:
+            loop.close()
+    else:
+        exc = _expect_missing(hookloop_loop, method)
     assert exc.distribution == SEPARATE[method]
 
 
