@@ -52,12 +52,12 @@ ALL_METHODS = ["create_connection", "create_server", "create_unix_connection",
                "create_unix_server", "connect_accepted_socket"]
 
 
-@pytest.mark.parametrize("argument", ["ssl_handshake_timeout", "ssl_shutdown_timeout"])
 @pytest.mark.parametrize("method", ALL_METHODS)
-def test_timeout_without_ssl(tls_loop, unix_path, method, argument):
+def test_timeouts_without_ssl(tls_loop, unix_path, method):
     async def main():
-        with pytest.raises(ValueError, match=f"{argument} is only meaningful with ssl"):
-            await _call(tls_loop, method, unix_path, sock, **{argument: 1.0})
+        for argument in ("ssl_handshake_timeout", "ssl_shutdown_timeout"):
+            with pytest.raises(ValueError, match=f"{argument} is only meaningful with ssl"):
+                await _call(tls_loop, method, unix_path, sock, **{argument: 1.0})
 
     with socket.socket() as sock:
         run_without_fd_leak(tls_loop, main())
@@ -103,44 +103,48 @@ def test_unix_ssl_needs_server_hostname(tls_loop, client_ctx, unix_path):
     run_without_fd_leak(tls_loop, main())
 
 
-NON_POSITIVE = [("ssl_handshake_timeout", 0), ("ssl_handshake_timeout", -1.5),
-                ("ssl_shutdown_timeout", 0), ("ssl_shutdown_timeout", -1)]
+TIMEOUTS = ["ssl_handshake_timeout", "ssl_shutdown_timeout"]
+NON_POSITIVE = [0, -1.5]
 
 
-@pytest.mark.parametrize(("argument", "value"), NON_POSITIVE)
-def test_non_positive_timeout_connect(tls_loop, client_ctx, argument, value):
+@pytest.mark.parametrize("argument", TIMEOUTS)
+def test_non_positive_timeout_connect(tls_loop, client_ctx, argument):
     async def main():
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
-                await connect(tls_loop, listener.getsockname(), ssl=client_ctx,
-                              server_hostname="localhost", **{argument: value})
+            listener.listen(len(NON_POSITIVE))
+            for value in NON_POSITIVE:
+                with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
+                    await connect(tls_loop, listener.getsockname(), ssl=client_ctx,
+                                  server_hostname="localhost", **{argument: value})
 
     run_without_fd_leak(tls_loop, main())
 
 
-@pytest.mark.parametrize(("argument", "value"), NON_POSITIVE)
-def test_non_positive_timeout_connect_accepted_socket(tls_loop, server_ctx, argument, value):
+@pytest.mark.parametrize("argument", TIMEOUTS)
+def test_non_positive_timeout_connect_accepted_socket(tls_loop, server_ctx, argument):
     async def main():
         with socket.socket() as sock:
-            with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
-                await tls_loop.connect_accepted_socket(Recorder, sock, ssl=server_ctx,
-                                                       **{argument: value})
+            for value in NON_POSITIVE:
+                with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
+                    await tls_loop.connect_accepted_socket(Recorder, sock, ssl=server_ctx,
+                                                           **{argument: value})
+            assert sock.fileno() != -1  # the caller's socket is left alone
 
     run_without_fd_leak(tls_loop, main())
 
 
-@pytest.mark.parametrize(("argument", "value"), NON_POSITIVE)
-def test_non_positive_timeout_start_tls(tls_loop, client_ctx, argument, value):
+@pytest.mark.parametrize("argument", TIMEOUTS)
+def test_non_positive_timeout_start_tls(tls_loop, client_ctx, argument):
     async def main():
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", 0))
             listener.listen(1)
             tr, pr = await connect(tls_loop, listener.getsockname())
-            with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
-                await tls_loop.start_tls(tr, pr, client_ctx, server_hostname="localhost",
-                                         **{argument: value})
+            for value in NON_POSITIVE:
+                with pytest.raises(ValueError, match=f"{argument} should be a positive number"):
+                    await tls_loop.start_tls(tr, pr, client_ctx, server_hostname="localhost",
+                                             **{argument: value})
             tr.close()
             await pr.lost
         return pr
@@ -149,22 +153,23 @@ def test_non_positive_timeout_start_tls(tls_loop, client_ctx, argument, value):
     assert pr.lost_calls == 1
 
 
-@pytest.mark.parametrize(("argument", "value"), NON_POSITIVE)
-def test_non_positive_timeout_server(tls_loop, server_ctx, client_ctx, argument, value):
+@pytest.mark.parametrize("argument", TIMEOUTS)
+def test_non_positive_timeout_server(tls_loop, server_ctx, client_ctx, argument):
     # asyncio accepts the value in create_server and fails each connection
     # instead (the client sees it reset; the server's protocol hears
     # nothing).  Refusing it in create_server is allowed too, and better.
     async def main():
-        try:
-            server, addr, protocols = await start_server(tls_loop, Recorder, ssl=server_ctx,
-                                                         **{argument: value})
-        except ValueError as exc:
-            assert f"{argument} should be a positive number" in str(exc)
-            return
-        with pytest.raises((ConnectionError, ssl.SSLError)):
-            await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
-        await close_server(server)
-        assert [p.events for p in protocols] in ([], [[]])
+        for value in NON_POSITIVE:
+            try:
+                server, addr, protocols = await start_server(tls_loop, Recorder,
+                                                             ssl=server_ctx, **{argument: value})
+            except ValueError as exc:
+                assert f"{argument} should be a positive number" in str(exc)
+                continue
+            with pytest.raises((ConnectionError, ssl.SSLError)):
+                await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
+            await close_server(server)
+            assert [p.events for p in protocols] in ([], [[]])
 
     run_without_fd_leak(tls_loop, main())
 

@@ -317,14 +317,14 @@ def test_shutdown_timeout_client(tls_loop, server_ctx, client_ctx):
     # A peer that never answers close_notify is cut after ssl_shutdown_timeout.
     async def main():
         tr, pr, peer = await raw_peer_pair(tls_loop, server_ctx, client_ctx,
-                                           ssl_shutdown_timeout=0.3)
+                                           ssl_shutdown_timeout=0.2)
         try:
             start = tls_loop.time()
             tr.close()
             exc = await pr.lost
             elapsed = tls_loop.time() - start
             assert isinstance(exc, TimeoutError), exc
-            assert 0.25 <= elapsed < 3, elapsed
+            assert 0.15 <= elapsed < 3, elapsed
             received, end = await peer.read_to_end()
             assert (received, end) == (b"", "close_notify")
             assert await peer.read_socket_to_end() == (b"", "eof")  # then cut
@@ -345,14 +345,14 @@ def test_shutdown_timeout_server(tls_loop, server_ctx, client_ctx):
 
     async def main():
         server, addr, protocols = await start_server(tls_loop, CloseAtOnce, ssl=server_ctx,
-                                                     ssl_shutdown_timeout=0.3)
+                                                     ssl_shutdown_timeout=0.2)
         peer = await RawTLSPeer.connect(tls_loop, addr, client_ctx)
         try:
             start = tls_loop.time()
             await peer.handshake()
             (sp,) = protocols
             assert isinstance(await sp.lost, TimeoutError)
-            assert 0.25 <= tls_loop.time() - start < 3
+            assert 0.15 <= tls_loop.time() - start < 3
             assert await peer.read_to_end() == (b"", "close_notify")
             assert await peer.read_socket_to_end() == (b"", "eof")
         finally:

@@ -61,6 +61,7 @@ def _check(exc):
 
 @pytest.fixture(params=["disable", "environment"])
 def tls_less_loop(request, hookloop_name, monkeypatch):
+    """A hookloop loop without TLS: ``disable=["tls"]`` or HOOKLOOP_DISABLE."""
     if request.param == "disable":
         loop = hookloop.new_event_loop(hookloop_name, disable=["tls"])
     else:
@@ -71,15 +72,33 @@ def tls_less_loop(request, hookloop_name, monkeypatch):
 
 
 @pytest.mark.parametrize("call", CALLS)
-def test_ssl_argument_needs_the_plugin(tls_less_loop, client_ctx, server_ctx, unix_path, call):
+def test_ssl_argument_needs_the_plugin(hookloop_name, client_ctx, server_ctx, unix_path, call):
+    loop = hookloop.new_event_loop(hookloop_name, disable=["tls"])
+
     async def main():
         with pytest.raises(hookloop.PluginMissingError) as info:
-            await _calls(tls_less_loop, client_ctx, server_ctx, unix_path, sock)[call]()
+            await _calls(loop, client_ctx, server_ctx, unix_path, sock)[call]()
         _check(info.value)
+
+    try:
+        with socket.socket() as sock:
+            run_without_fd_leak(loop, main())
+            assert sock.fileno() != -1
+        assert not os.path.exists(unix_path)
+    finally:
+        loop.close()
+
+
+def test_every_ssl_entry_point_needs_the_plugin(
+        tls_less_loop, client_ctx, server_ctx, unix_path):
+    async def main():
+        for call in CALLS:
+            with pytest.raises(hookloop.PluginMissingError) as info:
+                await _calls(tls_less_loop, client_ctx, server_ctx, unix_path, sock)[call]()
+            _check(info.value)
 
     with socket.socket() as sock:
         run_without_fd_leak(tls_less_loop, main())
-        assert sock.fileno() != -1
     assert not os.path.exists(unix_path)
 
 
