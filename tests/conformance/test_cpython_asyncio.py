@@ -221,6 +221,12 @@ KNOWN_INCOMPATIBLE: dict[str, str] = {
         "which our rules keep us from reusing; ours has the same guarded methods "
         "(tests/test_net_transport.py, tests/test_net_server.py)"
     ),
+    "ssl::*::test_remote_shutdown_receives_trailing_data_on_slow_socket": (  # 3.13+
+        "its subject is asyncio's _SelectorSocketTransport under TLS (gh-115514): it takes the "
+        "plain transport as transport._ssl_protocol._transport, checks its _read_ready_cb and "
+        "swaps its _sock; the same trailing-data behaviour is checked by "
+        "test_remote_shutdown_receives_trailing_data, which passes"
+    ),
     "sendfile::*::test_sendfile_force_unsupported_native": (
         "replaces loop._sendfile_native with base_events.BaseEventLoop._sendfile_native, "
         "asyncio's private per-loop hook; our loop.sendfile has no such hook to replace "

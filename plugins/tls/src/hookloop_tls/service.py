@@ -76,6 +76,10 @@ class TLSService:
                            server_hostname=server_hostname,
                            handshake_timeout=ssl_handshake_timeout,
                            shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+        if server_side:
+            early = _take_read_ahead(protocol)
+            if early:
+                tls.feed_early_ciphertext(early)
         transport.set_protocol(tls)
         try:
             tls.connection_made(transport)
@@ -93,3 +97,23 @@ class TLSService:
         if server_side:
             raise ValueError("Server side SSL needs a valid SSLContext")
         return default_client_context(server_hostname)
+
+
+def _take_read_ahead(protocol: Any) -> bytes:
+    """Bytes a stream reader read ahead of ``start_tls``, taken out of it.
+
+    A client may send its first TLS flight right behind its last plain
+    bytes, so a ``StreamReaderProtocol`` can hold the start of the handshake
+    in its reader's buffer when the server calls ``start_tls``; left there,
+    the handshake would wait for bytes that already came.  asyncio moves them
+    the same way since 3.14 (gh-142352), through the same reader attributes
+    (``_stream_reader``, its ``_buffer``), present from 3.11 on.
+    """
+    if not isinstance(protocol, asyncio.StreamReaderProtocol):
+        return b""
+    buffer = getattr(getattr(protocol, "_stream_reader", None), "_buffer", None)
+    if not buffer:
+        return b""
+    data = bytes(buffer)
+    buffer.clear()
+    return data

@@ -291,6 +291,11 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
             logger.debug("%r starts the TLS handshake", self)
         self._do_handshake()
 
+    def feed_early_ciphertext(self, data: bytes) -> None:
+        """Ciphertext that arrived before this transport took over the plain
+        one (see :meth:`hookloop_tls.service.TLSService.start_tls`)."""
+        self._incoming.write(data)
+
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._receive_view
 
@@ -535,14 +540,15 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
                 return
         self._send_outgoing()
         self._call_app_eof()
-        self._cancel_timer()
         self._state = CLOSED
-        self._plain.close()  # flushes its buffer, then connection_lost
+        # The plain transport flushes its buffer before it closes, which a
+        # peer that does not read can delay forever: the shutdown timer
+        # keeps running until connection_lost.
+        self._plain.close()
 
     def _shutdown_timed_out(self) -> None:
         self._timer = None
-        if self._state == SHUTTING_DOWN:
-            self._abort(asyncio.TimeoutError("SSL shutdown timed out"))
+        self._abort(asyncio.TimeoutError("SSL shutdown timed out"))
 
     # -- flow control --------------------------------------------------
 
