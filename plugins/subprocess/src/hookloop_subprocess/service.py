@@ -20,8 +20,10 @@ asked for (the loop delegates both methods here; see
   ``get_extra_info("subprocess")`` must return;
 * the **child watcher** of the loop (:mod:`.watchers`), chosen once, and the
   table of children not reaped yet;
-* **loop close**: children still running are killed and reaped, pidfds and
-  pipe ends closed, so nothing outlives the loop.
+* **loop close**: from the ``hookloop_loop_closing`` hook (while the loop
+  still takes callbacks) the pipe transports of children still running are
+  aborted and the children killed and reaped; the service's ``close()``
+  then drops the watcher (pidfds), so nothing outlives the loop.
 
 What it must never do: block the loop (but for loop close, which waits a
 bounded time for killed children), leave a zombie or an fd behind on any
@@ -33,6 +35,7 @@ import asyncio
 import logging
 import os
 import subprocess
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +47,9 @@ __all__ = ["SubprocessService"]
 logger = logging.getLogger("asyncio")
 
 PIPE = subprocess.PIPE
+
+#: The service of each loop that made one (for the loop-closing hook).
+SERVICES: weakref.WeakKeyDictionary[Any, SubprocessService] = weakref.WeakKeyDictionary()
 
 
 def _check_text_mode(universal_newlines: Any, bufsize: Any, encoding: Any, errors: Any,
@@ -79,6 +85,7 @@ class SubprocessService:
         self._loop = loop
         self._watcher: ChildWatcher = choose_watcher(loop)
         self._children: dict[int, SubprocessTransport] = {}
+        SERVICES[loop] = self
 
     @property
     def watcher(self) -> ChildWatcher:
@@ -152,11 +159,18 @@ class SubprocessService:
     def _forget(self, pid: int) -> None:
         self._children.pop(pid, None)
 
+    def loop_closing(self) -> None:
+        """``loop.close()`` has begun (the loop still takes callbacks, none
+        will run): abandon the children still running, so that their pipe
+        transports are aborted while that can still be done properly."""
+        for transport in list(self._children.values()):
+            transport._abandon()
+
     def close(self) -> None:
-        """The loop is closing: kill and reap the children still running."""
+        """The loop is closed: kill and reap what is left, drop the watcher."""
         try:
-            for transport in list(self._children.values()):
-                transport._abandon()
+            self.loop_closing()
         finally:
             self._children.clear()
             self._watcher.close()
+            SERVICES.pop(self._loop, None)

@@ -343,12 +343,20 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     # -- the loop is closing ------------------------------------------------
 
     def _abandon(self) -> None:
-        """The loop closes with this child still running: kill it, reap it
-        (a thread finishes the job if it does not die within a second), and
-        close our ends of its pipes."""
+        """The loop closes with this child still running: abort its pipe
+        transports, close our ends of its pipes, kill it and reap it (a
+        thread finishes the job if it does not die within a second)."""
         self._closed = True
+        for proto in self._pipes.values():
+            if proto is not None and proto.pipe is not None:
+                try:
+                    proto.pipe.abort()
+                except RuntimeError:
+                    pass  # the loop is closed already: nothing can be scheduled
         proc = self._proc
         if proc is not None:
+            # Their transports' connection_lost will not run any more: close
+            # the files here (closing twice is harmless).
             for raw in (proc.stdin, proc.stdout, proc.stderr):
                 if raw is not None:
                     raw.close()
