@@ -99,6 +99,8 @@ class _PipeProtocol(asyncio.Protocol):
 class SubprocessTransport(asyncio.SubprocessTransport):
     """A child process and its pipes, for a ``SubprocessProtocol``."""
 
+    _extra: dict[str, Any]  # asyncio.BaseTransport's, set by its __init__
+
     def __init__(self, loop: Any, service: SubprocessService, watcher: ChildWatcher,
                  protocol: Any, popen: subprocess.Popen[bytes],
                  extra: dict[str, Any] | None = None) -> None:
@@ -255,7 +257,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         ``asyncio.subprocess.Process.wait()`` awaits on any loop)."""
         if self._returncode is not None:
             return self._returncode
-        waiter = self._loop.create_future()
+        waiter: asyncio.Future[int] = self._loop.create_future()
         waiters = self._exit_waiters
         assert waiters is not None
         waiters.append(waiter)
