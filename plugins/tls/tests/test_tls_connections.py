@@ -23,6 +23,7 @@ from net_helpers import (
     Recorder,
     close_server,
     connect,
+    has_ipv6,
     run,
     run_without_fd_leak,
     start_server,
@@ -99,6 +100,22 @@ def test_connect_to_host_name_checks_it(tls_loop, server_ctx, client_ctx):
             assert await pr.received(1) == b"x"
             tr.close()
             assert await pr.lost is None
+        await close_server(server)
+
+    run_without_fd_leak(tls_loop, main())
+
+
+@pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
+def test_ipv6(tls_loop, server_ctx, client_ctx):
+    # The certificate names ::1 too: the host is the name checked.
+    async def main():
+        server, addr, _ = await start_server(tls_loop, Echo, host="::1", ssl=server_ctx)
+        tr, pr = await tls_loop.create_connection(Recorder, "::1", addr[1], ssl=client_ctx)
+        assert tr.get_extra_info("peername")[:2] == ("::1", addr[1])
+        tr.write(b"six")
+        assert await pr.received(3) == b"six"
+        tr.close()
+        assert await pr.lost is None
         await close_server(server)
 
     run_without_fd_leak(tls_loop, main())

@@ -479,3 +479,48 @@ def test_given_timeouts_are_used(tls_loop, server_ctx, client_ctx):
 
     run(tls_loop, main())
 
+
+
+def test_set_protocol(tls_loop, server_ctx, client_ctx):
+    async def main():
+        server, tr, pr, sp = await pair(tls_loop, server_ctx, client_ctx,
+                                        server_factory=Echo)
+        tr.write(b"one")
+        assert await pr.received(3) == b"one"
+        second = Recorder()
+        tr.set_protocol(second)
+        assert tr.get_protocol() is second
+        tr.write(b"two")
+        assert await second.received(3) == b"two"
+        tr.close()
+        assert await second.lost is None
+        await sp.lost
+        await close_server(server)
+        return pr, second
+
+    pr, second = run_without_fd_leak(tls_loop, main())
+    assert bytes(pr.data) == b"one" and pr.lost_calls == 0
+    assert second.lost_calls == 1
+
+
+def test_data_received_error_is_fatal(tls_loop, server_ctx, client_ctx, loop_errors):
+    class Broken(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            raise ZeroDivisionError("protocol bug")
+
+    async def main():
+        server, tr, pr, sp = await pair(tls_loop, server_ctx, client_ctx,
+                                        server_factory=Broken)
+        tr.write(b"boom")
+        assert isinstance(await sp.lost, ZeroDivisionError)
+        # The server's side is dropped without close_notify: the client
+        # takes it as an EOF.
+        assert await pr.lost is None
+        await close_server(server)
+        return pr, sp
+
+    pr, sp = run_without_fd_leak(tls_loop, main())
+    loop_errors.expect("Fatal error", ZeroDivisionError)
+    assert sp.events == ["made", "data", "lost"] and sp.lost_calls == 1
+    assert pr.events == ["made", "eof", "lost"] and pr.lost_calls == 1
