@@ -43,9 +43,7 @@ async def pair(loop, server_ctx, client_ctx, server_factory=Recorder, client_fac
                                                  **server_kwargs)
     tr, pr = await connect(loop, addr, client_factory, ssl=client_ctx,
                            server_hostname="localhost")
-    while not protocols:
-        await asyncio.sleep(0)  # pragma: no cover - the handshake finished, accept ran
-    (sp,) = protocols
+    (sp,) = protocols  # made at accept, before the handshake the client completed
     await sp.connected
     return server, tr, pr, sp
 
@@ -159,7 +157,7 @@ def test_write_flow_control(tls_loop, server_ctx, client_ctx):
             transport.pause_reading()
 
     class Writer(Recorder):
-        sizes_at_pause = None
+        size_at_pause = size_at_resume = None
 
         def pause_writing(self):
             super().pause_writing()

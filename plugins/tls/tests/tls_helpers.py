@@ -8,7 +8,6 @@ close_notify from a bare EOF, reset the connection.
 """
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import struct
@@ -76,22 +75,6 @@ class RawTLSPeer:
         self.obj.write(data)
         await self.flush()
 
-    async def recv(self, n):
-        """Application data until ``n`` bytes arrived; fewer at the end."""
-        data = bytearray()
-        while len(data) < n:
-            try:
-                chunk = self.obj.read(n - len(data))
-                if not chunk:  # close_notify
-                    break
-                data += chunk
-            except ssl.SSLWantReadError:
-                await self.flush()  # TLS 1.3 may have something to say (key updates)
-                await self.fill()
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                break
-        return bytes(data)
-
     async def read_to_end(self):
         """Application data until the connection ends, and how it ended:
         ``"close_notify"`` (a proper TLS close), ``"eof"`` (the socket closed
@@ -123,15 +106,7 @@ class RawTLSPeer:
 
     async def read_socket_to_end(self):
         """Raw bytes until the socket ends: ``(bytes, "eof" or "reset")``."""
-        data = bytearray()
-        while True:
-            try:
-                chunk = await self.loop.sock_recv(self.sock, 1 << 16)
-            except ConnectionResetError:
-                return bytes(data), "reset"
-            if not chunk:
-                return bytes(data), "eof"
-            data += chunk
+        return await read_socket_to_end(self.loop, self.sock)
 
     def reset(self):
         reset(self.sock)
@@ -209,6 +184,3 @@ async def write_all(transport, protocol, data, chunk=1 << 18):
             raise ConnectionError("lost while writing")
         transport.write(view[i:i + chunk])
 
-
-async def wait_for(fut, timeout=5):
-    return await asyncio.wait_for(fut, timeout)
