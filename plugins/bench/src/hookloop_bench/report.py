@@ -7,9 +7,10 @@
   with the reasons listed under the table.
 * :func:`machine`: what the figures depend on (CPUs, Python, kernel,
   versions), written into the JSON next to the settings and every row.
-* :func:`plot`: a grouped bar chart of the ratios per workload, with
-  matplotlib (``pip install 'hookloop-bench[plot]'``); without it
-  :func:`check_plot` raises before anything is measured.
+* :func:`plot`: a grouped bar chart of the ratios per workload (whiskers:
+  min and max over asyncio's median), with matplotlib
+  (``pip install 'hookloop-bench[plot]'``); without it :func:`check_plot`
+  raises before anything is measured.
 
 Never measures, never decides what to run.
 """
@@ -139,17 +140,23 @@ def plot(path: str, rows: Sequence[Row], subjects: Sequence[Subject],
 
     by_key = {(r.subject, r.workload): r for r in rows}
     names = [s.name for s in subjects]
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(workloads) * max(1, len(names)) / 3), 5))
+    width = max(8.0, min(16.0, 0.25 * len(workloads) * len(names)))
+    fig, ax = plt.subplots(figsize=(width, 5))
     group = 0.8
     bar = group / max(1, len(names))
     for i, name in enumerate(names):
-        xs, ys = [], []
+        xs, ys, low, high = [], [], [], []
         for k, workload in enumerate(workloads):
             row = by_key.get((name, workload.name))
-            if row is not None and row.ratio is not None:
+            if row is not None and row.ratio is not None and row.median:
+                assert row.min is not None and row.max is not None
+                scale = row.ratio / row.median  # 1 / asyncio's median
                 xs.append(k - group / 2 + (i + 0.5) * bar)
                 ys.append(row.ratio)
-        ax.bar(xs, ys, bar, label=name)
+                low.append(row.ratio - row.min * scale)
+                high.append(row.max * scale - row.ratio)
+        ax.bar(xs, ys, bar, yerr=[low, high], capsize=2, label=name,
+               error_kw={"elinewidth": 0.6})
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(workloads)), [w.name for w in workloads], rotation=30, ha="right")
     ax.set_ylabel("throughput / asyncio's loop (higher is faster)")
