@@ -3,7 +3,7 @@
 The repository's root ``conftest.py`` puts this directory on ``PYTHONPATH``
 after installing the emulation in the test process itself, so that a test
 which compares what it sees with what a ``python -m hookloop ...`` child
-reports (``hookloop plugins``, ``hookloop demo``) finds the same backends in
+reports (``hookloop plugins``, ``hookloop bench``) finds the same backends in
 both.  Test-only, never shipped.  Without ``select.kqueue`` missing, or
 without hookloop-kqueue installed, it does nothing.
 """
