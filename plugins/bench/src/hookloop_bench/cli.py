@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "a discarded warm-up of a third of that")
     p.add_argument("--clients", type=_positive(int), metavar="N",
                    help=f"load processes for network workloads (default {default_clients()}: "
-                        "the CPUs but one, at least 2)")
+                        "the CPUs but one, from 2 to 4)")
     p.add_argument("--connections", type=_positive(int), metavar="N",
                    help=f"connections per load process (default {FULL['connections']})")
     p.add_argument("--no-wrk", action="store_true",
