@@ -11,6 +11,7 @@ close killing children) skip themselves there with ``hookloop_only``.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,3 +34,22 @@ def sp_loop(request: pytest.FixtureRequest, hookloop_backend: str,
         loop.close()
     if hookloop_errors.contexts:
         pytest.fail(f"unexpected exception handler calls: {hookloop_errors.contexts!r}")
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``subprocess.Popen`` made during the test (both loops spawn
+    through ``subprocess.Popen``, looked up at call time), to check that each
+    child was reaped without counting other tests' children."""
+    made: list[Any] = []
+
+    class RecordingPopen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                if getattr(self, "pid", None) is not None:  # forked, even if exec failed
+                    made.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    return made

@@ -33,13 +33,13 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def zombies() -> list[int]:
-    """Pids of this process's children that exited and were not reaped."""
-    found = []
-    try:
-        result = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return found  # no children at all
-    if result is not None:
-        found.append(result.si_pid)
-    return found
+def unreaped(popens) -> list[int]:
+    """Pids of these children that were not reaped yet (zombie or running)."""
+    left = []
+    for popen in popens:
+        try:
+            os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            continue  # reaped: not our child any more
+        left.append(popen.pid)
+    return left

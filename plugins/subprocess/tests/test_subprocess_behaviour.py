@@ -21,7 +21,7 @@ from subprocess_helpers import (
     fd_count,
     hookloop_only,
     run,
-    zombies,
+    unreaped,
 )
 
 PIPE = asyncio.subprocess.PIPE
@@ -57,7 +57,7 @@ class Recorder(asyncio.SubprocessProtocol):
         self.lost.set_result(exc)
 
 
-def test_spawn_and_wait_many_leaves_no_zombie_and_no_fd(sp_loop):
+def test_spawn_and_wait_many_leaves_no_zombie_and_no_fd(spawned, sp_loop):
     async def one():
         proc = await asyncio.create_subprocess_exec("true")
         return await proc.wait()
@@ -72,7 +72,8 @@ def test_spawn_and_wait_many_leaves_no_zombie_and_no_fd(sp_loop):
     before = fd_count()
     codes = run(sp_loop, main())
     assert codes == [0] * 1000
-    assert zombies() == []
+    assert len(spawned) == 1000
+    assert unreaped(spawned) == []
     assert fd_count() == before
 
 
@@ -292,7 +293,7 @@ def test_flow_control_pauses_reading_of_a_chatty_child(sp_loop):
     assert run(sp_loop, main()) == size
 
 
-def test_cancelled_spawn_leaves_no_child_and_no_fd(sp_loop):
+def test_cancelled_spawn_leaves_no_child_and_no_fd(spawned, sp_loop):
     async def main():
         task = asyncio.ensure_future(asyncio.create_subprocess_exec(
             *READY_THEN_SLEEP, stdin=PIPE, stdout=PIPE, stderr=PIPE))
@@ -304,11 +305,12 @@ def test_cancelled_spawn_leaves_no_child_and_no_fd(sp_loop):
     before = fd_count()
     run(sp_loop, main())
     run(sp_loop, asyncio.sleep(0))
-    assert zombies() == []
+    assert len(spawned) == 1
+    assert unreaped(spawned) == []
     assert fd_count() == before
 
 
-def test_close_kills_a_running_child(sp_loop):
+def test_close_kills_a_running_child(spawned, sp_loop):
     async def main():
         transport, proto = await sp_loop.subprocess_exec(
             lambda: Recorder(sp_loop), *READY_THEN_SLEEP)
@@ -317,7 +319,7 @@ def test_close_kills_a_running_child(sp_loop):
         return transport.get_returncode()
 
     assert run(sp_loop, main()) == -signal.SIGKILL
-    assert zombies() == []
+    assert unreaped(spawned) == []
 
 
 def test_wait_returns_while_a_grandchild_holds_the_pipe(sp_loop):
@@ -350,7 +352,7 @@ def _worker_thread_main():
     return main()
 
 
-def test_loop_in_a_worker_thread(hookloop_backend):
+def test_loop_in_a_worker_thread(spawned, hookloop_backend):
     results = []
 
     def worker():
@@ -365,11 +367,11 @@ def test_loop_in_a_worker_thread(hookloop_backend):
     thread.join(60)
     assert not thread.is_alive()
     assert results == [(b"from a thread", 0, -signal.SIGKILL, "sp-worker")]
-    assert zombies() == []
+    assert unreaped(spawned) == []
 
 
 @hookloop_only
-def test_loop_close_kills_and_reaps_running_children(hookloop_backend):
+def test_loop_close_kills_and_reaps_running_children(spawned, hookloop_backend):
     import hookloop
 
     before = fd_count()
@@ -391,7 +393,7 @@ def test_loop_close_kills_and_reaps_running_children(hookloop_backend):
         with pytest.raises(ChildProcessError):
             os.waitpid(proc.pid, os.WNOHANG)  # reaped already
     del procs
-    assert zombies() == []
+    assert unreaped(spawned) == []
     assert fd_count() == before  # pidfds, pipe ends and the loop's own fds
 
 

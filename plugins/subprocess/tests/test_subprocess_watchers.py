@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 from hookloop_subprocess import watchers
-from subprocess_helpers import BASELINE, READY_THEN_SLEEP, fd_count, run, zombies
+from subprocess_helpers import BASELINE, READY_THEN_SLEEP, fd_count, run, unreaped
 
 import hookloop
 
@@ -51,7 +51,7 @@ async def _workout():
     return [await true.wait(), await false.wait(), await blocked.wait(), out]
 
 
-def test_thread_watcher_fallback(no_pidfd, hookloop_backend):
+def test_thread_watcher_fallback(spawned, no_pidfd, hookloop_backend):
     loop = hookloop.new_event_loop(hookloop_backend)
     try:
         expected = "poller" if hasattr(loop.poller, "watch_process") else "thread"
@@ -60,7 +60,7 @@ def test_thread_watcher_fallback(no_pidfd, hookloop_backend):
         before = fd_count()
         assert run(loop, _workout()) == [0, 1, -signal.SIGKILL, b"thread"]
         assert fd_count() == before
-        assert zombies() == []
+        assert unreaped(spawned) == []
     finally:
         loop.close()
 
