@@ -26,7 +26,7 @@ from typing import Any
 
 from hookloop.hookspecs import ServiceFactory, hookimpl
 
-from .service import SERVICES, SubprocessService
+from .service import SubprocessService, service_of
 from .transport import SubprocessTransport
 
 __all__ = ["SubprocessService", "SubprocessTransport", "hookloop_loop_closing",
@@ -45,6 +45,6 @@ def hookloop_subprocess() -> ServiceFactory:
 def hookloop_loop_closing(loop: Any) -> None:
     """Abandon the loop's running children while it still takes callbacks
     (their pipe transports are aborted, they are killed and reaped)."""
-    service = SERVICES.get(loop)
+    service = service_of(loop)
     if service is not None:
         service.loop_closing()

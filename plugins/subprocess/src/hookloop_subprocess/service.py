@@ -48,8 +48,17 @@ logger = logging.getLogger("asyncio")
 
 PIPE = subprocess.PIPE
 
-#: The service of each loop that made one (for the loop-closing hook).
-SERVICES: weakref.WeakKeyDictionary[Any, SubprocessService] = weakref.WeakKeyDictionary()
+#: The service of each loop that made one, for the loop-closing hook.  Weak
+#: both ways: the loop keeps its service alive (in its service table), this
+#: table keeps neither alive, so a loop dropped without close() is collected.
+SERVICES: weakref.WeakKeyDictionary[Any, weakref.ref[SubprocessService]] = (
+    weakref.WeakKeyDictionary())
+
+
+def service_of(loop: Any) -> SubprocessService | None:
+    """The subprocess service ``loop`` made, if it made one."""
+    ref = SERVICES.get(loop)
+    return None if ref is None else ref()
 
 
 def _check_text_mode(universal_newlines: Any, bufsize: Any, encoding: Any, errors: Any,
@@ -85,7 +94,7 @@ class SubprocessService:
         self._loop = loop
         self._watcher: ChildWatcher = choose_watcher(loop)
         self._children: dict[int, SubprocessTransport] = {}
-        SERVICES[loop] = self
+        SERVICES[loop] = weakref.ref(self)
 
     @property
     def watcher(self) -> ChildWatcher:
