@@ -149,3 +149,21 @@ def test_a_child_that_cannot_be_watched_is_killed_and_reaped(hookloop_loop, monk
     assert popen.returncode == -signal.SIGKILL
     with pytest.raises(ChildProcessError):  # killed and reaped
         os.waitpid(popen.pid, os.WNOHANG)
+
+
+def test_a_loop_dropped_without_close_is_collected(hookloop_backend):
+    import gc
+    import weakref
+
+    loop = hookloop.new_event_loop(hookloop_backend)
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec("true")
+        return await proc.wait()
+
+    assert run(loop, main()) == 0
+    ref = weakref.ref(loop)
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        del loop
+        gc.collect()
+    assert ref() is None
