@@ -481,8 +481,11 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                           "exchanges": sum(r["total"] for r in results),
                           "lost_datagrams": sum(r.get("lost", 0) for r in results),
                           # CPU the server process used per second of the whole
-                          # run (set-up included): near 1, the loop was the limit.
-                          "server_cpu": round(busy, 2)})
+                          # run (set-up included): near 1, the loop was the limit;
+                          # the load processes' CPU per second of their window (in
+                          # CPUs): near --clients, the load side was.
+                          "server_cpu": round(busy, 2),
+                          "load_cpu": round(sum(r.get("cpu", 0.0) for r in results), 2)})
 
 
 def _check(workload: Workload, stats: ServerStats, results: list[dict[str, Any]],
