@@ -59,6 +59,7 @@ def test_quick_run_has_a_row_for_every_backend_and_asyncio_on_every_workload(tmp
     machine = data["machine"]
     assert machine["cpu_count"] >= 1 and machine["python"] == sys.version.split()[0]
     assert machine["kernel"] and machine["hookloop"] and machine["hookloop_bench"]
+    assert len(machine["load_average"]) == len(machine["load_average_after"]) == 3
     for name in subjects:  # the table has a column per subject
         assert name in out.stdout.splitlines()[1]
     assert "tcp_echo_64k" in out.stdout and "round trips/s" in out.stdout
@@ -211,3 +212,10 @@ def test_progress_plain_lines_and_rich_bar(capsys):
     bar.done("round 1/1: timers on epoll", Cell([5.0]), "timers/s")
     bar.stop()
     assert "1/1" in capsys.readouterr().err
+
+
+def test_a_busy_machine_is_called_out():
+    busy = {"cpus_available": 2, "load_average": [3.1, 2.0, 1.0]}
+    assert report.busy_warning(busy) == ("warning: this machine is busy (load average 3.1 on "
+                                         "2 CPUs): expect noisy figures")
+    assert report.busy_warning({"cpus_available": 2, "load_average": [0.4, 2.0, 1.0]}) is None

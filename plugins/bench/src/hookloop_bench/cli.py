@@ -105,17 +105,20 @@ def main(args: argparse.Namespace) -> int:
     print(f"hookloop bench: {len(subjects)} subjects ({', '.join(s.name for s in subjects)}), "
           f"{len(workloads)} workloads, {rounds} round(s) of {settings.seconds:g} s, "
           f"load: {load_generator}, {report.available_cpus()} CPUs", file=sys.stderr)
+    info = report.machine(load_generator)
+    warning = report.busy_warning(info)
+    if warning:
+        print(warning, file=sys.stderr)
     started = time.monotonic()
     cells = runner.run(subjects, workloads, rounds, settings, make_progress(args.plain))
     rows = stats.summarize(subjects, workloads, cells)
     print(report.table(rows, subjects, workloads))
-    info = report.machine(load_generator)
     print(f"{info['kernel']}, Python {info['python']}, {info['cpus_available']} CPUs; "
           f"took {time.monotonic() - started:.0f} s" + (f"; {info['note']}" if "note" in info
                                                         else ""))
     if args.json:
         report.write_json(args.json, report.to_json(rows, subjects, workloads, settings,
-                                                    rounds, load_generator))
+                                                    rounds, info))
     if args.plot:
         report.plot(args.plot, rows, subjects, workloads,
                     f"hookloop bench: {info['kernel']}, Python {info['python']}, "

@@ -47,6 +47,22 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def busy_warning(info: dict[str, Any]) -> str | None:
+    """A warning when other work keeps the machine busy (noisy figures)."""
+    load = info.get("load_average")
+    if load and load[0] > info["cpus_available"] / 2:
+        return (f"warning: this machine is busy (load average {load[0]:.1f} on "
+                f"{info['cpus_available']} CPUs): expect noisy figures")
+    return None
+
+
 def machine(load_generator: str) -> dict[str, Any]:
     """What the figures were measured on."""
     cpus = available_cpus()
@@ -62,6 +78,7 @@ def machine(load_generator: str) -> dict[str, Any]:
         "hookloop_bench": _version("hookloop-bench"),
         "uvloop": _version("uvloop"),
         "load_generator": load_generator,
+        "load_average": _load_average(),
     }
     if cpus < 4:
         info["note"] = (f"only {cpus} CPUs: the load processes share them with the loop "
@@ -71,9 +88,9 @@ def machine(load_generator: str) -> dict[str, Any]:
 
 
 def to_json(rows: Sequence[Row], subjects: Sequence[Subject], workloads: Sequence[Workload],
-            settings: Settings, rounds: int, load_generator: str) -> dict[str, Any]:
+            settings: Settings, rounds: int, info: dict[str, Any]) -> dict[str, Any]:
     return {
-        "machine": machine(load_generator),
+        "machine": {**info, "load_average_after": _load_average()},
         "settings": {**settings.to_json(), "rounds": rounds},
         "subjects": [s.to_json() for s in subjects],
         "workloads": [{"name": w.name, "unit": w.unit, "description": w.description}
