@@ -102,13 +102,12 @@ def _dummy_backend(tmp_path):
 
 def test_a_backend_installed_from_elsewhere_is_a_subject(tmp_path):
     _dummy_backend(tmp_path)
-    out = _bench("--quick", "--workloads", "call_soon,tcp_echo_1k", "--json",
+    out = _bench("--quick", "--workloads", "tcp_echo_1k", "--json",
                  str(tmp_path / "r.json"), pythonpath=str(tmp_path))
     assert out.returncode == 0, out.stderr
     rows = {(r["subject"], r["workload"]): r for r in _rows(tmp_path / "r.json")["rows"]}
-    for workload in ("call_soon", "tcp_echo_1k"):
-        assert rows["dummy", workload]["median"] > 0
-        assert rows["dummy", workload]["ratio"] > 0
+    assert rows["dummy", "tcp_echo_1k"]["median"] > 0
+    assert rows["dummy", "tcp_echo_1k"]["ratio"] > 0
     assert {s for s, _ in rows} >= {"asyncio", "dummy", *hookloop.available_backends()}
 
 
