@@ -123,6 +123,12 @@ def test_a_wrong_datagram_voids_the_measurement(loop, monkeypatch):
     _void(loop, "udp_echo", "came back wrong")
 
 
+def test_a_server_that_stops_answering_voids_the_measurement(loop, monkeypatch):
+    monkeypatch.setattr(network.EchoServer, "data_received", lambda self, data: None)
+    monkeypatch.setattr(network, "GRACE", 0.5)
+    _void(loop, "tcp_echo_1k", "the load side did not finish in 1 s")
+
+
 def test_an_error_the_loop_reports_voids_the_measurement(loop, monkeypatch):
     real = network.EchoServer.data_received
 

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         value, detail = measure(subject, workload, settings)
     except Exception as exc:  # any failure voids the measurement; say which
         traceback.print_exc()
-        message = str(exc).strip().replace("\n", " ") or "a self-check failed"
+        message = str(exc).strip().replace("\n", " ") or "(no message)"
         print(f"{type(exc).__name__}: {message}", file=sys.stderr)
         return 1
     print(json.dumps({"value": value, "detail": detail}))

@@ -97,6 +97,15 @@ class ServerStats:
                 raise WorkloadError(f"{len(self.open)} server connections still open "
                                     f"{timeout:.0f} s after the clients closed") from None
 
+    async def abort_all(self) -> None:
+        """After a failure: drop every server connection still open."""
+        for who in list(self.open):
+            who.transport.abort()
+        for _ in range(3):  # connection_lost runs soon after abort()
+            if not self.open:
+                break
+            await asyncio.sleep(0)
+
     def exception_handler(self, loop: Any, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         self.errors.append(f"loop exception handler: {context.get('message')}"
@@ -444,9 +453,13 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
         try:
             load: Any = (WrkLoad(wrk, port, settings, split) if wrk
                          else ClientProcesses(workload, port, settings, ca_pem, split))
+            limit = settings.warmup + settings.seconds + GRACE
             try:
-                results = await asyncio.wait_for(
-                    _in_thread(loop, load), settings.warmup + settings.seconds + GRACE)
+                results = await asyncio.wait_for(_in_thread(loop, load), limit)
+            except TimeoutError:
+                raise WorkloadError(f"the load side did not finish in {limit:.0f} s"
+                                    + (f" ({stats.errors[0]})" if stats.errors else "")
+                                    ) from None
             except WorkloadError as exc:  # the server's side of the story first
                 if stats.errors:
                     raise WorkloadError(f"{stats.errors[0]}; then {exc}") from None
@@ -455,6 +468,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                 load.kill()
             await stats.all_closed(10.0)
         finally:
+            await stats.abort_all()  # only after a failure is anything left
             if server is not None:
                 server.close()
                 await server.wait_closed()
