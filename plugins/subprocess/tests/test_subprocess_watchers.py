@@ -153,6 +153,7 @@ def test_a_child_that_cannot_be_watched_is_killed_and_reaped(hookloop_loop, monk
 
 def test_a_loop_dropped_without_close_is_collected(hookloop_backend):
     import gc
+    import warnings
     import weakref
 
     loop = hookloop.new_event_loop(hookloop_backend)
@@ -163,7 +164,12 @@ def test_a_loop_dropped_without_close_is_collected(hookloop_backend):
 
     assert run(loop, main()) == 0
     ref = weakref.ref(loop)
-    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+    # The loop's own __del__ says it was not closed (and closes it); in a
+    # cyclic collection its poller's sockets may be finalized first and say
+    # so too: that is the core's business, not counted here.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         del loop
         gc.collect()
     assert ref() is None
+    assert any("unclosed event loop" in str(w.message) for w in caught)

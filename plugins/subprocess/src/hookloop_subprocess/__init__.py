@@ -1,10 +1,9 @@
 """hookloop-subprocess: subprocesses for the hookloop event loop.
 
 This distribution is a hookloop plugin (entry-point group ``hookloop``,
-plugin name ``subprocess``).  Its hooks: :func:`hookloop_subprocess`,
-called once per process at assembly, and :func:`hookloop_loop_closing`, once
-per loop close (it does nothing for a loop that spawned nothing).  The first
-returns the factory of
+plugin name ``subprocess``).  Its only hook is :func:`hookloop_subprocess`,
+called once per process at assembly (no lifecycle hook: a loop close with
+this plugin installed costs no hook call); it returns the factory of
 :class:`~hookloop_subprocess.service.SubprocessService`, which the loop makes
 the first time ``loop.subprocess_exec``/``loop.subprocess_shell`` (and so
 ``asyncio.create_subprocess_exec``/``create_subprocess_shell``) is used.
@@ -22,15 +21,12 @@ and the one callback per child exit.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from hookloop.hookspecs import ServiceFactory, hookimpl
 
-from .service import SubprocessService, service_of
+from .service import SubprocessService
 from .transport import SubprocessTransport
 
-__all__ = ["SubprocessService", "SubprocessTransport", "hookloop_loop_closing",
-           "hookloop_subprocess"]
+__all__ = ["SubprocessService", "SubprocessTransport", "hookloop_subprocess"]
 
 DISTRIBUTION = "hookloop-subprocess"
 
@@ -40,11 +36,3 @@ def hookloop_subprocess() -> ServiceFactory:
     """Serve ``subprocess_exec``/``subprocess_shell`` with :class:`SubprocessService`."""
     return SubprocessService
 
-
-@hookimpl
-def hookloop_loop_closing(loop: Any) -> None:
-    """Abandon the loop's running children while it still takes callbacks
-    (their pipe transports are aborted, they are killed and reaped)."""
-    service = service_of(loop)
-    if service is not None:
-        service.loop_closing()

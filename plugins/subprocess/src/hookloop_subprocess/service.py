@@ -20,10 +20,9 @@ asked for (the loop delegates both methods here; see
   ``get_extra_info("subprocess")`` must return;
 * the **child watcher** of the loop (:mod:`.watchers`), chosen once, and the
   table of children not reaped yet;
-* **loop close**: from the ``hookloop_loop_closing`` hook (while the loop
-  still takes callbacks) the pipe transports of children still running are
-  aborted and the children killed and reaped; the service's ``close()``
-  then drops the watcher (pidfds), so nothing outlives the loop.
+* **loop close** (the loop calls the service's ``close()``): children still
+  running are killed and reaped, their pipe transports aborted and pipe
+  ends closed, pidfds closed, so nothing outlives the loop.
 
 What it must never do: block the loop (but for loop close, which waits a
 bounded time for killed children), leave a zombie or an fd behind on any
@@ -35,7 +34,6 @@ import asyncio
 import logging
 import os
 import subprocess
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -47,19 +45,6 @@ __all__ = ["SubprocessService"]
 logger = logging.getLogger("asyncio")
 
 PIPE = subprocess.PIPE
-
-#: The service of each loop that made one, for the loop-closing hook.  Weak
-#: both ways: the loop keeps its service alive (in its service table), this
-#: table keeps neither alive, so a loop dropped without close() is collected.
-SERVICES: weakref.WeakKeyDictionary[Any, weakref.ref[SubprocessService]] = (
-    weakref.WeakKeyDictionary())
-
-
-def service_of(loop: Any) -> SubprocessService | None:
-    """The subprocess service ``loop`` made, if it made one."""
-    ref = SERVICES.get(loop)
-    return None if ref is None else ref()
-
 
 def _check_text_mode(universal_newlines: Any, bufsize: Any, encoding: Any, errors: Any,
                      text: Any) -> None:
@@ -94,7 +79,6 @@ class SubprocessService:
         self._loop = loop
         self._watcher: ChildWatcher = choose_watcher(loop)
         self._children: dict[int, SubprocessTransport] = {}
-        SERVICES[loop] = weakref.ref(self)
 
     @property
     def watcher(self) -> ChildWatcher:
@@ -168,18 +152,12 @@ class SubprocessService:
     def _forget(self, pid: int) -> None:
         self._children.pop(pid, None)
 
-    def loop_closing(self) -> None:
-        """``loop.close()`` has begun (the loop still takes callbacks, none
-        will run): abandon the children still running, so that their pipe
-        transports are aborted while that can still be done properly."""
-        for transport in list(self._children.values()):
-            transport._abandon()
-
     def close(self) -> None:
-        """The loop is closed: kill and reap what is left, drop the watcher."""
+        """The loop is closing: kill and reap the children still running
+        (their pipe transports aborted, pipe ends closed), drop the watcher."""
         try:
-            self.loop_closing()
+            for transport in list(self._children.values()):
+                transport._abandon()
         finally:
             self._children.clear()
             self._watcher.close()
-            SERVICES.pop(self._loop, None)

@@ -354,7 +354,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 try:
                     proto.pipe.abort()
                 except RuntimeError:
-                    pass  # the loop is closed already: nothing can be scheduled
+                    # "Event loop is closed": the transport is lost (aborted)
+                    # but its connection_lost cannot be scheduled any more,
+                    # so it will not close its file: done just below.
+                    pass
         proc = self._proc
         if proc is not None:
             # Their transports' connection_lost will not run any more: close
