@@ -1,10 +1,11 @@
 """Spawn-and-wait rate of ``true``: hookloop against asyncio's own loop.
 
 Not shipped, not a test: the measurement behind issue #6's closing note (the
-bench plugin will carry a subprocess workload of its own).  Each round runs
+bench plugin has a ``subprocess_spawn`` workload of its own).  Each round runs
 every loop in a fresh process, loops interleaved, so a busy machine hurts all
-of them alike; the medians, the spread and the parent's CPU time per spawn
-are printed.
+of them alike.  Printed: the median rate, its spread, the ratio to asyncio's,
+and the CPU per spawn of the parent (the loop) and of the children
+(``os.times()``), which a busy machine moves much less than the rates.
 
     .venv/bin/python plugins/subprocess/spawn_rate.py [--rounds 5] [--spawns 400]
         [--concurrency 1,16] [--backends epoll]
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,22 +30,26 @@ def _child(loop_name: str, spawns: int, concurrency: int) -> None:
         proc = await asyncio.create_subprocess_exec("true")
         await proc.wait()
 
-    async def main() -> tuple[float, float]:
+    async def main() -> tuple[float, float, float]:
         for _ in range(10):  # warm up
             await one()
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, before = time.perf_counter(), os.times()
         for _ in range(spawns // concurrency):
             await asyncio.gather(*(one() for _ in range(concurrency)))
+        after = os.times()
         done = spawns // concurrency * concurrency
-        return done / (time.perf_counter() - wall), (time.process_time() - cpu) / done * 1e6
+        parent = after.user + after.system - before.user - before.system
+        children = (after.children_user + after.children_system
+                    - before.children_user - before.children_system)
+        return done / (time.perf_counter() - wall), parent / done * 1e6, children / done * 1e6
 
     if loop_name == "asyncio":
-        rate, cpu = asyncio.run(main())
+        rate, cpu, child = asyncio.run(main())
     else:
         import hookloop
 
-        rate, cpu = hookloop.run(main(), backend=loop_name)
-    print(json.dumps({"rate": rate, "cpu_us": cpu}))
+        rate, cpu, child = hookloop.run(main(), backend=loop_name)
+    print(json.dumps({"rate": rate, "cpu_us": cpu, "child_cpu_us": child}))
 
 
 def main() -> None:
@@ -71,9 +77,11 @@ def main() -> None:
         for name in loops:
             rates = [r["rate"] for r in results[name]]
             cpu = statistics.median(r["cpu_us"] for r in results[name])
+            child = statistics.median(r["child_cpu_us"] for r in results[name])
             median = statistics.median(rates)
             print(f"  {name:8} {median:7.0f}/s  (min {min(rates):.0f}, max {max(rates):.0f})  "
-                  f"x{median / base:.2f}  parent CPU {cpu:.0f} us/spawn")
+                  f"x{median / base:.2f}  CPU per spawn: parent {cpu:.0f} us, "
+                  f"child {child:.0f} us")
 
 
 if __name__ == "__main__":
