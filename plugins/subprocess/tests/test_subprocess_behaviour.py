@@ -263,7 +263,7 @@ def test_pass_fds(sp_loop):
         async def main():
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", f"import os; os.write({w}, b'via pass_fds')",
-                pass_fds=(w,))
+                pass_fds=iter([w]))  # any iterable, as Popen takes
             return await proc.wait()
 
         assert run(sp_loop, main()) == 0

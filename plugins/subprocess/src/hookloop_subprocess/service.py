@@ -124,6 +124,7 @@ class SubprocessService:
         loop = self._loop
         pass_fds = kwargs.get("pass_fds")
         if pass_fds:
+            kwargs["pass_fds"] = pass_fds = tuple(pass_fds)  # an iterator is read once
             _check_pass_fds(pass_fds)
         popen = subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
                                  universal_newlines=False, bufsize=0, **kwargs)
