@@ -43,3 +43,12 @@ def unreaped(popens) -> list[int]:
             continue  # reaped: not our child any more
         left.append(popen.pid)
     return left
+
+
+def zombies() -> list[int]:
+    """An exited, unreaped child of this process, if any (any test's)."""
+    try:
+        result = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return []  # no children at all
+    return [] if result is None else [result.si_pid]
