@@ -440,3 +440,46 @@ def test_sendfile_uses_the_fallback(tls_loop, server_ctx, client_ctx, tmp_path):
         await close_server(server)
 
     run_without_fd_leak(tls_loop, main())
+
+
+def test_client_certificate(tls_loop, server_ctx, client_ctx, certificates):
+    # Mutual TLS: the server asks for and verifies a client certificate.
+    certificates.ca.configure_trust(server_ctx)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    certificates.ca.issue_cert("client.example").configure_cert(client_ctx)
+
+    async def main():
+        server, addr, protocols = await start_server(tls_loop, Echo, ssl=server_ctx)
+        tr, pr = await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
+        tr.write(b"me")
+        assert await pr.received(2) == b"me"
+        (sp,) = protocols
+        peercert = sp.transport.get_extra_info("peercert")
+        assert ("DNS", "client.example") in peercert["subjectAltName"]
+        tr.close()
+        assert await pr.lost is None
+        assert await sp.lost is None
+        await close_server(server)
+
+    run_without_fd_leak(tls_loop, main())
+
+
+def test_tls_1_2(tls_loop, server_ctx, client_ctx):
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    async def main():
+        server, addr, protocols = await start_server(tls_loop, Echo, ssl=server_ctx)
+        tr, pr = await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
+        assert tr.get_extra_info("ssl_object").version() == "TLSv1.2"
+        tr.write(b"older")
+        assert await pr.received(5) == b"older"
+        tr.close()
+        assert await pr.lost is None
+        (sp,) = protocols
+        assert await sp.lost is None
+        await close_server(server)
+        return pr, sp
+
+    pr, sp = run_without_fd_leak(tls_loop, main())
+    assert_lifecycle(pr, ["made", "data", "eof", "lost"])
+    assert_lifecycle(sp, ["made", "data", "eof", "lost"])

@@ -318,3 +318,111 @@ def test_many_concurrent_handshakes(tls_loop, server_ctx, client_ctx):
     addr = None
     with no_fd_leak():
         run(tls_loop, main())
+
+
+def test_cancelled_connect_mid_handshake(tls_loop, client_ctx):
+    async def main():
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.setblocking(False)
+            protocols = []
+
+            def factory():
+                protocols.append(Recorder())
+                return protocols[-1]
+
+            task = tls_loop.create_task(tls_loop.create_connection(
+                factory, *listener.getsockname(), ssl=client_ctx,
+                server_hostname="localhost"))
+            conn, _ = await tls_loop.sock_accept(listener)
+            with conn:
+                # The ClientHello arrived: the handshake is under way.
+                assert (await tls_loop.sock_recv(conn, 1 << 16))[:1] == b"\x16"
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert (await read_socket_to_end(tls_loop, conn))[1] in ("eof", "reset")
+        assert [p.events for p in protocols] == [[]]
+
+    run_without_fd_leak(tls_loop, main())
+
+
+def test_cancelled_start_tls_mid_handshake(tls_loop, client_ctx):
+    async def main():
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            tr, pr = await connect(tls_loop, listener.getsockname())
+            conn, _ = listener.accept()
+            with conn:
+                conn.setblocking(False)
+                task = tls_loop.create_task(tls_loop.start_tls(
+                    tr, pr, client_ctx, server_hostname="localhost"))
+                assert (await tls_loop.sock_recv(conn, 1 << 16))[:1] == b"\x16"
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                # The transport under the aborted upgrade is closed.
+                assert (await read_socket_to_end(tls_loop, conn))[1] in ("eof", "reset")
+        assert tr.is_closing()
+        return pr
+
+    run_without_fd_leak(tls_loop, main())
+
+
+def test_connect_accepted_socket_handshake_failure(tls_loop, server_ctx, certificates):
+    # The server side of connect_accepted_socket fails the handshake when the
+    # client rejects its certificate.  asyncio's client drops the connection
+    # without sending its alert, so the server sees the connection reset;
+    # the accepted socket is closed.
+    async def main():
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.setblocking(False)
+            protocols = []
+
+            def factory():
+                protocols.append(Recorder())
+                return protocols[-1]
+
+            async def serve():
+                conn, _ = await tls_loop.sock_accept(listener)
+                try:
+                    await tls_loop.connect_accepted_socket(factory, conn, ssl=server_ctx)
+                finally:
+                    served.append(conn)
+
+            served = []
+            results = await asyncio.gather(
+                serve(), connect(tls_loop, listener.getsockname(),
+                                 ssl=certificates.untrusting_client_context(),
+                                 server_hostname="localhost"),
+                return_exceptions=True)
+        assert isinstance(results[1], ssl.SSLCertVerificationError), results
+        assert isinstance(results[0], ConnectionResetError), results
+        assert served[0].fileno() == -1
+        assert [p.events for p in protocols] == [[]]
+
+    run_without_fd_leak(tls_loop, main())
+
+
+def test_client_certificate_missing(tls_loop, server_ctx, client_ctx, certificates):
+    # A server that requires a client certificate.  With TLS 1.3 the client
+    # finishes its handshake first; the server then fails its own and drops
+    # the connection (asyncio sends no alert), which the client takes as an
+    # EOF.  The server's protocol hears nothing.
+    certificates.ca.configure_trust(server_ctx)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+
+    async def main():
+        server, addr, protocols = await start_server(tls_loop, Recorder, ssl=server_ctx)
+        tr, pr = await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
+        assert await pr.lost is None
+        await close_server(server)
+        assert [p.events for p in protocols] == [[]]
+        return pr
+
+    pr = run_without_fd_leak(tls_loop, main())
+    assert pr.events == ["made", "eof", "lost"] and pr.lost_calls == 1
