@@ -50,14 +50,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("hookloop_name", names, scope="session")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _frozen_heap():
     """Most tests here check for leaked fds, which needs a full
     ``gc.collect()`` before and after: with pytest's own objects (tens of
     thousands) scanned each time, that was most of this directory's run
-    time.  Objects alive when the first of these tests starts (garbage
-    collected first) are moved out of the collector's sight until the
-    session ends; what the tests make is collected as usual."""
+    time.  For each of these modules, the objects alive when it starts
+    (garbage collected first) are moved out of the collector's sight
+    (``gc.freeze``) and put back when it ends; what the tests make is
+    collected as usual."""
     gc.collect()
     gc.freeze()
     yield
