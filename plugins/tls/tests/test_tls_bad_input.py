@@ -178,8 +178,9 @@ def test_non_positive_timeout_server(tls_loop, server_ctx, client_ctx, argument)
 def test_start_tls_on_a_closing_transport(tls_loop, loop_name, client_ctx, when, request):
     if loop_name == "asyncio":
         # gh-105993: asyncio's start_tls returns None for a transport whose
-        # connection_lost is pending, and waits forever on a closed one.
-        request.applymarker(pytest.mark.xfail(reason="asyncio bug gh-105993", strict=True))
+        # connection_lost is pending, and waits forever on a closed one (seen
+        # on 3.11; not strict, should a later asyncio raise).
+        request.applymarker(pytest.mark.xfail(reason="asyncio bug gh-105993", strict=False))
 
     async def main():
         with socket.socket() as listener:
