@@ -19,7 +19,6 @@ it is not, so it is added here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import ssl
 import sys
 from pathlib import Path
@@ -48,21 +47,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = [n for n in chosen if n != "asyncio"] if chosen else \
             hookloop.available_backends()
         metafunc.parametrize("hookloop_name", names, scope="session")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _frozen_heap():
-    """Most tests here check for leaked fds, which needs a full
-    ``gc.collect()`` before and after: with pytest's own objects (tens of
-    thousands) scanned each time, that was most of this directory's run
-    time.  For each of these modules, the objects alive when it starts
-    (garbage collected first) are moved out of the collector's sight
-    (``gc.freeze``) and put back when it ends; what the tests make is
-    collected as usual."""
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
 
 
 class Certificates:
