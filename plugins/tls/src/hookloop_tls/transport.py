@@ -548,7 +548,7 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
 
     def _shutdown_timed_out(self) -> None:
         self._timer = None
-        self._abort(asyncio.TimeoutError("SSL shutdown timed out"))
+        self._abort(TimeoutError("SSL shutdown timed out"))
 
     # -- flow control --------------------------------------------------
 
