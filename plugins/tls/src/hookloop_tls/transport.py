@@ -51,7 +51,7 @@ import logging
 import ssl
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from hookloop.builtins.network.base import LOST_WRITES_WARNING, check_bytes_like, water_marks
 
@@ -460,7 +460,8 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
             closed = False
             try:
                 while filled < size:
-                    count = sslobj.read(size - filled, memoryview(buf)[filled:])
+                    # With a buffer, read() returns a count (typeshed says bytes).
+                    count = cast(int, sslobj.read(size - filled, memoryview(buf)[filled:]))
                     if not count:
                         closed = True
                         break
