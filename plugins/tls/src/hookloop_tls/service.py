@@ -25,7 +25,7 @@ from typing import Any
 from hookloop.builtins.network.connect import check_tls_timeouts
 from hookloop.builtins.network.stream import SocketTransport
 
-from .transport import SSLTransport, default_client_context
+from .transport import SSLTransport
 
 
 class TLSService:
@@ -96,7 +96,12 @@ class TLSService:
             return ssl_arg
         if server_side:
             raise ValueError("Server side SSL needs a valid SSLContext")
-        return default_client_context(server_hostname)
+        # ssl=True on a client: the default, verifying context, with no
+        # hostname check when there is no name to check.
+        context = ssl.create_default_context()
+        if not server_hostname:
+            context.check_hostname = False
+        return context
 
 
 def _take_read_ahead(protocol: Any) -> bytes:
