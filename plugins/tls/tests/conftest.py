@@ -31,7 +31,7 @@ if str(_REPO_TESTS) not in sys.path:
     sys.path.append(str(_REPO_TESTS))
 
 import hookloop  # noqa: E402
-from hookloop.testing import ExceptionRecorder  # noqa: E402
+from hookloop.testing import ExceptionRecorder, checked_loop  # noqa: E402
 
 
 def _chosen(config: pytest.Config) -> list[str] | None:
@@ -99,19 +99,6 @@ def loop_errors() -> ExceptionRecorder:
 def tls_loop(loop_name: str, loop_errors: ExceptionRecorder):
     """A new loop: asyncio's own, or hookloop's on a backend.  Teardown fails
     when its exception handler was called and the test did not claim it."""
-    if loop_name == "asyncio":
-        loop = asyncio.new_event_loop()
-    else:
-        loop = hookloop.new_event_loop(loop_name)
-    loop.set_exception_handler(loop_errors)
-    try:
-        yield loop
-    finally:
-        if not loop.is_closed():
-            if not loop.is_running():
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-    if loop_errors.contexts:
-        lines = [f"- {c.get('message')}: {c.get('exception')!r}" for c in loop_errors.contexts]
-        pytest.fail("the loop's exception handler was called unexpectedly:\n" + "\n".join(lines),
-                    pytrace=False)
+    loop = asyncio.new_event_loop() if loop_name == "asyncio" else \
+        hookloop.new_event_loop(loop_name)
+    yield from checked_loop(loop, loop_errors)

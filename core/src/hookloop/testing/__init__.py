@@ -14,9 +14,13 @@ like anyio's), so in any project where hookloop is installed:
   every poller backend must pass, against whatever backends are installed —
   a third-party backend shows up by being installed.
 
+``checked_loop(loop, recorder)`` is the body of that loop fixture for any
+loop, asyncio's own included: a project's fixture that compares loops
+(``yield from checked_loop(loop, recorder)``) fails the same way.
+
 The loop fixture is not called ``loop`` because other plugins (aiohttp's)
 own that name; a project may alias it in its ``conftest.py``.
 """
-from .plugin import ExceptionRecorder
+from .plugin import ExceptionRecorder, checked_loop
 
-__all__ = ["ExceptionRecorder"]
+__all__ = ["ExceptionRecorder", "checked_loop"]

@@ -77,8 +77,14 @@ def hookloop_errors() -> ExceptionRecorder:
 def hookloop_loop(hookloop_backend: str, hookloop_errors: ExceptionRecorder) -> Iterator[Any]:
     """A new hookloop loop on ``hookloop_backend``; fails on unclaimed errors."""
     import hookloop
-    loop = hookloop.new_event_loop(hookloop_backend)
-    loop.set_exception_handler(hookloop_errors)
+    yield from checked_loop(hookloop.new_event_loop(hookloop_backend), hookloop_errors)
+
+
+def checked_loop(loop: Any, errors: ExceptionRecorder) -> Iterator[Any]:
+    """The body of a loop fixture, for any loop (asyncio's own too): yield
+    ``loop`` with ``errors`` as its exception handler, close it afterwards,
+    then fail the test if a report is left unclaimed."""
+    loop.set_exception_handler(errors)
     try:
         yield loop
     finally:
@@ -86,7 +92,7 @@ def hookloop_loop(hookloop_backend: str, hookloop_errors: ExceptionRecorder) -> 
             if not loop.is_running():
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-    if hookloop_errors.contexts:
-        lines = [f"- {c.get('message')}: {c.get('exception')!r}" for c in hookloop_errors.contexts]
+    if errors.contexts:
+        lines = [f"- {c.get('message')}: {c.get('exception')!r}" for c in errors.contexts]
         pytest.fail("the loop's exception handler was called unexpectedly:\n" + "\n".join(lines),
                     pytrace=False)
