@@ -141,6 +141,69 @@ def test_an_error_the_loop_reports_voids_the_measurement(loop, monkeypatch):
         network.run(loop, WORKLOADS["tcp_echo_1k"], TINY)
 
 
+def _needs_tls(subject):
+    reason = not_run_reason(subject, WORKLOADS["tls_handshakes"])
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def test_a_corrupted_tls_echo_voids_the_measurement(subject, loop, monkeypatch):
+    _needs_tls(subject)
+
+    def corrupt(self, data):
+        self.stats.echoed += len(data)
+        self.transport.write(data[:-1] + bytes([data[-1] ^ 1]))
+    monkeypatch.setattr(network.EchoServer, "data_received", corrupt)
+    _void(loop, "tls_echo_64k", "echo 1 on connection .* differs")
+
+
+def test_tls_handshakes_cycle_connections_and_cap_them(subject, loop):
+    _needs_tls(subject)
+    made = []
+    real = network.ServerStats.made_one
+
+    def made_one(self, who):
+        made.append(who)
+        real(self, who)
+    settings = Settings(**{**TINY.to_json(), "connections": 40})
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(network.ServerStats, "made_one", made_one)
+        outcome = network.run(loop, WORKLOADS["tls_handshakes"], settings)
+    assert outcome.detail["connections"] == 16  # capped per load process
+    # one server connection per checked cycle, and the slots went round
+    assert outcome.detail["exchanges"] == len(made) > 16
+
+
+def test_a_corrupted_echo_after_a_handshake_voids_the_measurement(subject, loop, monkeypatch):
+    _needs_tls(subject)
+
+    def corrupt(self, data):
+        self.stats.echoed += len(data)
+        self.transport.write(bytes(len(data)))
+    monkeypatch.setattr(network.EchoServer, "data_received", corrupt)
+    _void(loop, "tls_handshakes", "handshake slot .* the echo differs")
+
+
+def test_a_miscounted_handshake_voids_the_measurement(subject, loop, monkeypatch):
+    _needs_tls(subject)
+    real = network.ServerStats.made_one
+
+    def made_one(self, who):
+        real(self, who)
+        if self.made == 3:
+            self.made += 1  # one connection counted twice
+    monkeypatch.setattr(network.ServerStats, "made_one", made_one)
+    _void(loop, "tls_handshakes",
+          r"the server made \d+ TLS connections, the clients completed \d+ handshakes")
+
+
+def test_unechoed_handshake_bytes_void_the_measurement(subject, loop, monkeypatch):
+    _needs_tls(subject)
+    monkeypatch.setattr(network.EchoServer, "data_received",
+                        lambda self, data: self.transport.write(data))  # not tallied
+    _void(loop, "tls_handshakes", "the server echoed 0 bytes, the clients checked")
+
+
 @pytest.mark.parametrize("name", ["call_soon", "task_steps", "timers"])
 def test_scheduling_batches_do_exactly_their_operations(loop, name):
     batch = getattr(scheduling, name)

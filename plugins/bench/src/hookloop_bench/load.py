@@ -22,15 +22,24 @@ it runs ``warmup`` seconds uncounted, then ``seconds`` counted, then lets
 each connection finish the exchange in flight (so the server's counters
 match ours exactly), closes, and prints one JSON object (``counted``,
 ``elapsed``, ``total``, ``bytes``, ``lost``, ``error``).
+
+The ``handshake`` kind connects nothing in advance: each of its slots
+cycles through a new TCP connection, a full TLS handshake, one checked
+echo and a clean TLS close (close_notify both ways), all non-blocking on
+the same poller; one cycle is one exchange, so the server's count of
+connections made must equal ``total``.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import select
 import socket
 import ssl
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -69,6 +78,7 @@ class _Poller:
             self._ms = True
         self.register = self._poller.register
         self.modify = self._poller.modify
+        self.unregister = self._poller.unregister
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         return self._poller.poll(timeout * 1000 if self._ms else timeout)  # type: ignore[no-any-return]
@@ -80,6 +90,9 @@ class Load:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.poller = _Poller()
+        #: The connection each registered fd belongs to (handshake slots
+        #: change sockets, so they keep it up to date).
+        self.by_fd: dict[int, _Connection | HandshakeSlot] = {}
         self.sending = True  # False once the counted window is over
         self.measuring = False
         self.counted = 0
@@ -89,7 +102,7 @@ class Load:
         self.in_flight = 0
         self.cpu = 0.0  # CPU seconds this process used in the counted window
 
-    def exchanged(self, conn: _Connection, nbytes: int) -> None:
+    def exchanged(self, conn: _Connection | HandshakeSlot, nbytes: int) -> None:
         """``conn`` finished a checked exchange of ``nbytes`` payload bytes."""
         self.total += 1
         self.bytes += nbytes
@@ -320,6 +333,151 @@ class DatagramConnection(_Connection):
             self.send_next()
 
 
+class HandshakeSlot:
+    """One connection slot of the ``handshake`` load, cycling forever:
+    non-blocking connect, TLS handshake (``do_handshake`` on readiness),
+    one short echo checked byte for byte, a clean TLS close (our
+    close_notify, then the server's), close; :meth:`Load.exchanged` then
+    starts the next cycle, or ends the slot after the counted window."""
+
+    def __init__(self, load: Load, index: int, context: ssl.SSLContext,
+                 payloads: list[bytes]) -> None:
+        self.load = load
+        self.index = index
+        self.context = context
+        self.payloads = payloads
+        self.size = len(payloads[0])
+        self.address = (load.config["host"], load.config["port"])
+        self.sock: Any = None
+        self.fd = -1
+        self.mask = 0
+        self.step: Any = None
+        self.sent = 0  # cycles started
+        self.out: memoryview | None = None
+        self.buffer = bytearray(self.size)
+        self.view = memoryview(self.buffer)
+        self.got = 0
+
+    def _want(self, mask: int) -> None:
+        if mask != self.mask:
+            self.load.poller.modify(self.fd, mask)
+            self.mask = mask
+
+    def _fail(self, what: str) -> LoadError:
+        return LoadError(f"handshake slot {self.index}, cycle {self.sent}: {what}")
+
+    def send_next(self) -> None:
+        """A new cycle: a new socket, connecting."""
+        self.sent += 1
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = sock
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fd = sock.fileno()
+        err = sock.connect_ex(self.address)
+        poller = self.load.poller
+        self.mask = poller.OUT
+        poller.register(self.fd, self.mask)
+        self.load.by_fd[self.fd] = self
+        if err == 0:
+            self._start_tls()
+        elif err == errno.EINPROGRESS:
+            self.step = self._connected
+        else:
+            raise self._fail(f"connect: {os.strerror(err)}")
+
+    def _connected(self) -> None:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise self._fail(f"connect: {os.strerror(err)}")
+        self._start_tls()
+
+    def _start_tls(self) -> None:
+        # wrap_socket keeps the fd (the plain socket is detached into it).
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=self.address[0],
+                                             do_handshake_on_connect=False)
+        self.step = self._handshake
+        self._handshake()
+
+    def _handshake(self) -> None:
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(self.load.poller.IN)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(self.load.poller.OUT)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            raise self._fail(f"TLS handshake failed: {exc}") from None
+        self.out = memoryview(self.payloads[self.sent & 3])
+        self.got = 0
+        self.step = self._send
+        self._send()
+
+    def _send(self) -> None:
+        out = self.out
+        while out:  # a retried TLS write is given the same buffer
+            try:
+                n = self.sock.send(out)
+            except _WOULD_BLOCK:
+                self._want(self.load.poller.OUT)
+                self.out = out
+                return
+            out = out[n:]
+        self.out = None
+        self.step = self._receive
+        self._want(self.load.poller.IN)
+        self._receive()
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                n = self.sock.recv_into(self.view[self.got:])
+            except _WOULD_BLOCK:
+                return
+            except (ssl.SSLError, OSError) as exc:
+                raise self._fail(f"{exc}") from None
+            if not n:
+                raise self._fail(f"closed by the server after {self.got} bytes of the echo")
+            self.got += n
+            if self.got == self.size:
+                break
+        if self.buffer != self.payloads[self.sent & 3]:
+            raise self._fail(f"the echo differs from the {self.size} bytes sent")
+        self.step = self._close
+        self._close()
+
+    def _close(self) -> None:
+        try:  # our close_notify, then the server's
+            self.sock.unwrap()
+        except ssl.SSLWantReadError:
+            self._want(self.load.poller.IN)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(self.load.poller.OUT)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            raise self._fail(f"no clean TLS close: {exc}") from None
+        self.abort()
+        self.load.exchanged(self, self.size)
+
+    def abort(self) -> None:
+        """Close the socket now, whatever the cycle's state."""
+        if self.sock is None:
+            return
+        if self.load.by_fd.pop(self.fd, None) is not None:
+            self.load.poller.unregister(self.fd)
+        self.sock.close()
+        self.sock = None
+
+    def read(self) -> None:
+        self.step()
+
+    def event(self, mask: int) -> None:
+        self.step()
+
+
 def _connect(config: dict[str, Any]) -> list[socket.socket]:
     address = (config["host"], config["port"])
     tls = config.get("ca_pem")
@@ -353,8 +511,10 @@ def run(config: dict[str, Any], ready: Any = None) -> dict[str, Any]:
         counted run may start (the script reads ``go`` on stdin).
     """
     load = Load(config)
-    socks = _connect(config)
     kind = config["kind"]
+    if kind == "handshake":
+        return _run_handshakes(load, config, ready)
+    socks = _connect(config)
     try:
         conns: list[_Connection] = []
         for i, sock in enumerate(socks):
@@ -364,19 +524,38 @@ def run(config: dict[str, Any], ready: Any = None) -> dict[str, Any]:
                 conns.append(DatagramConnection(load, sock, i, config["size"]))
             else:
                 conns.append(EchoConnection(load, sock, i, messages(config["size"])))
-        by_fd = {c.fd: c for c in conns}
+        load.by_fd.update((c.fd, c) for c in conns)
         if ready is not None:
             ready()
-        elapsed = _drive(load, conns, by_fd, config["warmup"], config["seconds"])
+        elapsed = _drive(load, conns, load.by_fd, config["warmup"], config["seconds"])
     finally:
         for sock in socks:
             _close(sock)
+    return _result(load, elapsed, len(socks))
+
+
+def _run_handshakes(load: Load, config: dict[str, Any], ready: Any) -> dict[str, Any]:
+    context = ssl.create_default_context(cadata=config["ca_pem"])
+    payloads = messages(config["size"])
+    slots = [HandshakeSlot(load, i, context, payloads) for i in range(config["connections"])]
+    try:
+        if ready is not None:
+            ready()
+        elapsed = _drive(load, slots, load.by_fd, config["warmup"], config["seconds"])
+    finally:
+        for slot in slots:  # after a failure: whatever is still open
+            slot.abort()
+    return _result(load, elapsed, len(slots))
+
+
+def _result(load: Load, elapsed: float, connections: int) -> dict[str, Any]:
     return {"counted": load.counted, "elapsed": elapsed, "total": load.total,
-            "bytes": load.bytes, "lost": load.lost, "connections": len(socks),
+            "bytes": load.bytes, "lost": load.lost, "connections": connections,
             "cpu": load.cpu / elapsed if elapsed else 0.0, "error": None}
 
 
-def _drive(load: Load, conns: list[_Connection], by_fd: dict[int, _Connection],
+def _drive(load: Load, conns: Sequence[_Connection | HandshakeSlot],
+           by_fd: dict[int, _Connection | HandshakeSlot],
            warmup: float, seconds: float) -> float:
     udp = isinstance(conns[0], DatagramConnection) if conns else False
     start = time.monotonic()
@@ -418,7 +597,7 @@ def _drive(load: Load, conns: list[_Connection], by_fd: dict[int, _Connection],
         if udp and now - checked > 0.05:
             checked = now
             for conn in conns:
-                conn.resend_if_lost(now)  # type: ignore[attr-defined]
+                conn.resend_if_lost(now)  # type: ignore[union-attr]
 
 
 def _close(sock: socket.socket) -> None:

@@ -2,7 +2,8 @@
 
 One measurement is one server on the loop being measured (an echo
 Protocol, an asyncio streams handler, a minimal HTTP/1.1 Protocol, a
-datagram echo, the echo Protocol over TLS) and a load side in *other
+datagram echo, the echo Protocol over TLS, also for TLS handshakes) and a
+load side in *other
 processes*: several :mod:`hookloop_bench.load` clients, each with many
 connections, or ``wrk`` for the http workload when it is on PATH.  The
 figure is the rate the clients saw over the counted window (``wrk``'s
@@ -12,8 +13,8 @@ window), that is, the server loop's throughput.
 What this side checks, so that a broken loop cannot produce a figure: every
 connection the clients made was accepted and lost cleanly; nothing reached
 the loop's exception handler; the server's own counters (bytes echoed,
-requests answered, datagrams echoed) agree exactly with the clients'
-checked totals; no request was malformed.  The clients check every byte.
+requests answered, datagrams echoed, TLS connections made) agree exactly
+with the clients' checked totals; no request was malformed.  The clients check every byte.
 
 The coordination with the clients (``ready``/``go`` lines, collecting the
 results, waiting for their exit) runs in a helper thread that sleeps in
@@ -289,7 +290,8 @@ class ClientProcesses:
         try:
             for i in range(settings.clients):
                 config = {"id": i, "kind": workload.load, "host": HOST, "port": port,
-                          "connections": settings.connections, "size": workload.size,
+                          "connections": workload.connections(settings),
+                          "size": workload.size,
                           "warmup": settings.warmup, "seconds": settings.seconds,
                           "ca_pem": ca_pem}
                 self.procs.append(subprocess.Popen(
@@ -432,7 +434,8 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
     stats = ServerStats(loop)
     loop.set_exception_handler(stats.exception_handler)
     udp = workload.load == "udp"
-    expected = settings.clients * settings.connections
+    #: Connections the clients keep open at once (handshake slots at most).
+    expected = settings.clients * workload.connections(settings)
     sock = _listening_socket(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM,
                              max(128, 2 * expected))
     port = sock.getsockname()[1]
@@ -491,7 +494,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
         raise WorkloadError("no exchange completed in the counted window")
     return Outcome(rate, {"load": generator, "clients": len(results),
                           "pinned": bool(split.cpus),
-                          "connections": settings.clients * settings.connections,
+                          "connections": expected,
                           "exchanges": sum(r["total"] for r in results),
                           "lost_datagrams": sum(r.get("lost", 0) for r in results),
                           # CPU the server process used per second of the whole
@@ -514,7 +517,11 @@ def _check(workload: Workload, stats: ServerStats, results: list[dict[str, Any]]
             raise WorkloadError(f"the server echoed {stats.datagrams} datagrams, the clients "
                                 f"got {total} back after sending {sent}")
         return
-    if expected is not None and stats.made != expected:
+    if workload.load == "handshake":  # one connection per checked exchange
+        if stats.made != total:
+            raise WorkloadError(f"the server made {stats.made} TLS connections, "
+                                f"the clients completed {total} handshakes")
+    elif expected is not None and stats.made != expected:
         raise WorkloadError(f"the server accepted {stats.made} connections of {expected}")
     if workload.load == "http":
         if stats.bad:

@@ -38,6 +38,15 @@ class Workload:
     #: For ``network``: the load generator's protocol and message size.
     load: str = ""
     size: int = 0
+    #: For ``network``: at most this many connections per load process
+    #: (``--connections`` beyond it is ignored); 0 for no cap.
+    max_connections: int = 0
+
+    def connections(self, settings: Settings) -> int:
+        """Connections (or handshake slots, or UDP sockets) per load process."""
+        if self.max_connections:
+            return min(settings.connections, self.max_connections)
+        return settings.connections
 
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
@@ -67,6 +76,18 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("tls_echo", "round trips/s", "network",
              "echo server Protocol over TLS (ssl=, a trustme certificate), 1 KiB",
              needs="tls", load="echo", size=1024),
+    Workload("tls_echo_64k", "round trips/s", "network",
+             "echo server Protocol over TLS (ssl=, a trustme certificate), 64 KiB",
+             needs="tls", load="echo", size=64 * 1024),
+    # Each slot: connect, full TLS handshake (no session resumption), one
+    # checked 64-byte echo, close_notify both ways, close; then again.  A
+    # handshake costs the clients about as much CPU as the server, so more
+    # slots only queue up in the accept backlog: 16 per process keep the
+    # server busy.
+    Workload("tls_handshakes", "handshakes/s", "network",
+             "echo server Protocol over TLS: connect, handshake, one 64-byte echo, "
+             "close, again; at most 16 connections per load process",
+             needs="tls", load="handshake", size=64, max_connections=16),
     Workload("subprocess_spawn", "spawns/s", "process",
              "asyncio.create_subprocess_exec of true/false and wait(), 4 at a time",
              needs="subprocess"),
