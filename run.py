@@ -7,7 +7,8 @@ always what runs) plus the test dependencies, then:
 
   python3 run.py bench [ARGS]   compare the installed backends with asyncio's
                                 loop on this machine (`hookloop bench ARGS`)
-  python3 run.py test [ARGS]    run the whole test suite (pytest ARGS)
+  python3 run.py test [ARGS]    run the whole test suite (pytest ARGS), in 4
+                                pytest-xdist workers (`-n 0`: one process)
 """
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-TEST_DEPS = ["pytest>=8", "trustme>=1.1", "pluggy>=1.5"]
+TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "trustme>=1.1", "pluggy>=1.5"]
+#: pytest-xdist workers for `run.py test`.  Most of the run is CPython's
+#: asyncio suites, whose tests mostly wait (timeouts, sleeps, child
+#: processes): four workers overlap the waits even on two CPUs (about 2 min
+#: instead of 10-12 on the 2-CPU machine this is developed on).  Classes stay
+#: whole on one worker (--dist loadscope) for their setUpClass/tearDownClass.
+#: `python3 run.py test -n 0` runs in one process.
+TEST_WORKERS = ["-n", "4", "--dist", "loadscope"]
 # Optional extras installed with a distribution: the bench's progress bar.
 # (matplotlib for `--plot` and uvloop are left to the user: see README.md.)
 EXTRAS = {"bench": "[rich]"}
@@ -82,7 +90,7 @@ def main(argv: list[str]) -> int:
     if command == "bench":
         cmd = [_python(), "-m", "hookloop", "bench", *rest]
     else:
-        cmd = [_python(), "-m", "pytest", *rest]
+        cmd = [_python(), "-m", "pytest", *TEST_WORKERS, *rest]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env).returncode
 
