@@ -13,7 +13,8 @@ Two entry points, one per way TLS starts:
 
 Argument checks live here for ``start_tls`` and in the networking service
 for ``ssl=`` (which checks before it makes any socket).  This module never
-touches a socket itself and keeps no state per connection.
+touches a socket itself and keeps no state per connection; per loop, it
+keeps the buffer its TLS transports receive ciphertext into.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Any
 from hookloop.builtins.network.connect import check_tls_timeouts
 from hookloop.builtins.network.stream import SocketTransport
 
-from .transport import SSLTransport
+from .transport import RECEIVE_BUFFER, SSLTransport
 
 
 class TLSService:
@@ -33,6 +34,7 @@ class TLSService:
 
     def __init__(self, loop: Any) -> None:
         self._loop = loop
+        self._receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
 
     def wrap_transport(self, sock: socket.socket, protocol: Any, ssl_arg: Any,
                        waiter: asyncio.Future[Any] | None, *, server_side: bool,
@@ -54,7 +56,8 @@ class TLSService:
         check_tls_timeouts(handshake_timeout, shutdown_timeout)
         tls = SSLTransport(self._loop, protocol, context, waiter, server_side=server_side,
                            server_hostname=server_hostname, handshake_timeout=handshake_timeout,
-                           shutdown_timeout=shutdown_timeout)
+                           shutdown_timeout=shutdown_timeout,
+                           receive_buffer=self._receive_buffer)
         SocketTransport(self._loop, sock, tls, None, server=server)
         return tls
 
@@ -75,7 +78,8 @@ class TLSService:
         tls = SSLTransport(self._loop, protocol, sslcontext, waiter, server_side=server_side,
                            server_hostname=server_hostname,
                            handshake_timeout=ssl_handshake_timeout,
-                           shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+                           shutdown_timeout=ssl_shutdown_timeout,
+                           receive_buffer=self._receive_buffer, call_connection_made=False)
         if server_side:
             early = _take_read_ahead(protocol)
             if early:

@@ -68,8 +68,8 @@ SHUTDOWN_TIMEOUT = 30.0
 #: of ciphertext waiting in the incoming BIO while the app has paused reading.
 WRITE_HIGH_WATER = 512 * 1024
 READ_HIGH_WATER = 256 * 1024
-#: Ciphertext read from the plain transport per event (into one reused
-#: buffer: no allocation per read, and a 64 KiB message in one event).
+#: Size of the buffer ciphertext is received into (a 64 KiB message in one
+#: event).  One per loop, shared by its TLS transports (see ``get_buffer``).
 RECEIVE_BUFFER = 256 * 1024
 #: Plaintext asked for per ``SSLObject.read`` call.  A TLS record carries at
 #: most 16 KiB and one read returns at most one record, so asking for more
@@ -96,7 +96,8 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
     def __init__(self, loop: Any, app_protocol: Any, context: ssl.SSLContext,
                  waiter: asyncio.Future[Any] | None, *, server_side: bool,
                  server_hostname: str | None, handshake_timeout: float | None,
-                 shutdown_timeout: float | None, call_connection_made: bool = True) -> None:
+                 shutdown_timeout: float | None, receive_buffer: memoryview,
+                 call_connection_made: bool = True) -> None:
         super().__init__()
         self._loop = loop
         self._waiter = waiter
@@ -134,7 +135,7 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
         self._plain_reading = True
         self._peer_eof = False  # no more ciphertext will come
         self._read_high, self._read_low = water_marks(READ_HIGH_WATER, None)
-        self._receive_view = memoryview(bytearray(RECEIVE_BUFFER))
+        self._receive_view = receive_buffer
 
     def __repr__(self) -> str:
         state = ("handshaking", "open", "shutting down", "closed")[self._state]
@@ -292,6 +293,12 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
         self._incoming.write(data)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        # The loop's shared receive buffer: the plain transport fills it and
+        # buffer_updated() copies it into our BIO at once, so no two
+        # transports ever hold it at the same time (TLS in TLS included: the
+        # outer one is done with it before it decrypts into the inner one's).
+        # A buffer per connection would be 256 KiB each, allocated and
+        # zeroed per handshake.
         return self._receive_view
 
     def buffer_updated(self, nbytes: int) -> None:
