@@ -219,5 +219,5 @@ def test_create_connection_port_overflow_like_asyncio(hookloop_loop):
             await loop.create_connection(asyncio.Protocol, "127.0.0.1", 70000)
 
     run(hookloop_loop, attempt())
-    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as reference:
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as reference:
         reference.run(attempt())

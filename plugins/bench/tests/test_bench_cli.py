@@ -89,14 +89,18 @@ def _dummy_backend(tmp_path):
         def new_loop():
             return asyncio.new_event_loop()
 
-        class BrokenLoop(asyncio.SelectorEventLoop):
-            calls = 0
+        def BrokenLoop():
+            loop = asyncio.new_event_loop()
+            schedule, calls = loop.call_soon, [0]
 
-            def call_soon(self, callback, *args, **kwargs):
-                BrokenLoop.calls += 1
-                if BrokenLoop.calls % 1000 == 0:  # runs one callback twice
-                    super().call_soon(callback, *args, **kwargs)
-                return super().call_soon(callback, *args, **kwargs)
+            def call_soon(callback, *args, **kwargs):
+                calls[0] += 1
+                if calls[0] % 1000 == 0:  # runs one callback twice
+                    schedule(callback, *args, **kwargs)
+                return schedule(callback, *args, **kwargs)
+
+            loop.call_soon = call_soon
+            return loop
     """))
 
 

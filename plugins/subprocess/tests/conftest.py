@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from subprocess_helpers import BASELINE
 
+from hookloop.testing import checked_loop
+
 
 @pytest.fixture
 def sp_loop(request: pytest.FixtureRequest, hookloop_backend: str,
@@ -25,15 +27,7 @@ def sp_loop(request: pytest.FixtureRequest, hookloop_backend: str,
     if not BASELINE:
         yield request.getfixturevalue("hookloop_loop")
         return
-    loop = asyncio.SelectorEventLoop()
-    loop.set_exception_handler(hookloop_errors)
-    try:
-        yield loop
-    finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
-    if hookloop_errors.contexts:
-        pytest.fail(f"unexpected exception handler calls: {hookloop_errors.contexts!r}")
+    yield from checked_loop(asyncio.new_event_loop(), hookloop_errors)
 
 
 @pytest.fixture
