@@ -51,9 +51,12 @@ class TLSService:
         :param server: The ``Server`` an accepted connection counts against.
         :returns: The application's transport; the app protocol's
             ``connection_made`` follows the handshake.
+
+        The timeouts come checked: the networking service checks them
+        (``check_tls_arguments``) before it makes a socket, once per server
+        rather than per accepted connection.
         """
         context = self._context(ssl_arg, server_side, server_hostname)
-        check_tls_timeouts(handshake_timeout, shutdown_timeout)
         tls = SSLTransport(self._loop, protocol, context, waiter, server_side=server_side,
                            server_hostname=server_hostname, handshake_timeout=handshake_timeout,
                            shutdown_timeout=shutdown_timeout,

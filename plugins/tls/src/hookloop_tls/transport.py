@@ -57,7 +57,13 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from hookloop.builtins.network.base import LOST_WRITES_WARNING, check_bytes_like, water_marks
+from hookloop.builtins.network.base import (
+    LOST_WRITES_WARNING,
+    check_bytes_like,
+    notify_flow_control,
+    report_error,
+    water_marks,
+)
 
 logger = logging.getLogger("asyncio")
 
@@ -77,6 +83,9 @@ RECEIVE_BUFFER = 256 * 1024
 READ_CHUNK = 16 * 1024
 
 HANDSHAKING, OPEN, SHUTTING_DOWN, CLOSED = range(4)
+
+#: What a handshake cut short by the peer fails with.
+HANDSHAKE_LOST = "Connection lost during the TLS handshake"
 
 #: "Not yet": the SSLObject needs more input (or, for asyncio's parity, a
 #: syscall-level error a memory BIO reports while data is still missing).
@@ -320,7 +329,7 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
             logger.debug("%r received EOF", self)
         state = self._state
         if state == HANDSHAKING:
-            self._handshake_done(ConnectionResetError("Connection lost during the TLS handshake"))
+            self._handshake_done(ConnectionResetError(HANDSHAKE_LOST))
         elif state == OPEN:
             if not self._app_reading:
                 return True  # what is still in the BIO is delivered on resume
@@ -341,7 +350,8 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
         if self._app_made:
             self._app_made = False
             app.connection_lost(exc)
-        self._wake_waiter(exc or ConnectionResetError("Connection lost during the TLS handshake"))
+        if self._waiter is not None:
+            self._wake_waiter(exc or ConnectionResetError(HANDSHAKE_LOST))
 
     def pause_writing(self) -> None:
         self._plain_paused = True
@@ -538,7 +548,6 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
                 self._send_outgoing()  # our close_notify; now wait for theirs
                 return
             except ssl.SSLError as exc:
-                self._cancel_timer()
                 self._fatal_error(exc, "Fatal error on SSL transport")
                 return
         self._send_outgoing()
@@ -560,23 +569,10 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
         if self._app_paused:
             if size <= self._low_water:
                 self._app_paused = False
-                self._notify_app("resume_writing")
+                notify_flow_control(self._loop, self, self._app, "resume_writing")
         elif size > self._high_water:
             self._app_paused = True
-            self._notify_app("pause_writing")
-
-    def _notify_app(self, method: str) -> None:
-        try:
-            getattr(self._app, method)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": f"protocol.{method}() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._app,
-            })
+            notify_flow_control(self._loop, self, self._app, "pause_writing")
 
     def _control_plain_reading(self) -> None:
         plain = self._plain
@@ -621,15 +617,8 @@ class SSLTransport(asyncio.Transport, asyncio.BufferedProtocol):
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on SSL transport"
                      ) -> None:
         """Report ``exc`` (OSErrors, ssl errors included, only in debug mode,
-        as asyncio) and abort."""
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        elif not isinstance(exc, asyncio.CancelledError):
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._app,
-            })
+        as asyncio; a cancellation not at all) and abort."""
+        if not isinstance(exc, asyncio.CancelledError):
+            report_error(self._loop, exc, message, self, self._app,
+                         quiet=isinstance(exc, OSError))
         self._abort(exc)

@@ -71,6 +71,34 @@ def wake_waiter(waiter: Any) -> None:
         waiter.set_result(None)
 
 
+def report_error(loop: Any, exc: BaseException, message: str, transport: Any,
+                 protocol: Any, *, quiet: bool) -> None:
+    """Report a transport's error the way asyncio does: a quiet one (the
+    protocol hears of it through ``connection_lost``) only in the debug log,
+    any other to the loop's exception handler."""
+    if quiet:
+        if loop.get_debug():
+            logger.debug("%r: %s", transport, message, exc_info=True)
+    else:
+        loop.call_exception_handler({
+            "message": message,
+            "exception": exc,
+            "transport": transport,
+            "protocol": protocol,
+        })
+
+
+def notify_flow_control(loop: Any, transport: Any, protocol: Any, method: str) -> None:
+    """Call ``protocol.pause_writing()``/``resume_writing()`` (``method``);
+    a failure goes to the loop's exception handler, as in asyncio."""
+    try:
+        getattr(protocol, method)()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        report_error(loop, exc, f"protocol.{method}() failed", transport, protocol, quiet=False)
+
+
 def water_marks(high: int | None, low: int | None) -> tuple[int, int]:
     """Validate ``set_write_buffer_limits`` arguments the way asyncio does."""
     if high is None:
@@ -172,16 +200,8 @@ class TransportCore:
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         """Report ``exc`` (unless it is a quiet one) and abort."""
-        if self._is_quiet_error(exc):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        report_error(self._loop, exc, message, self, self._protocol,
+                     quiet=self._is_quiet_error(exc))
         self._force_close(exc)
 
     def _is_quiet_error(self, exc: BaseException) -> bool:
@@ -244,33 +264,13 @@ class TransportCore:
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        notify_flow_control(self._loop, self, self._protocol, "pause_writing")
 
     def _maybe_resume_protocol(self) -> None:
         if not self._protocol_paused or self.get_write_buffer_size() > self._low_water:
             return
         self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.resume_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        notify_flow_control(self._loop, self, self._protocol, "resume_writing")
 
 
 class ReadControl(TransportCore):
