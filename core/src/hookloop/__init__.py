@@ -23,6 +23,7 @@ from .hookspecs import hookimpl, hookspec
 from .instruments import Instrument, PollStatistics
 from .loop import EventLoop
 from .policy import EventLoopPolicy, install, run
+from .stall import StallInjector
 
 __all__ = [
     "Backend",
@@ -35,6 +36,7 @@ __all__ = [
     "PluginLoadError",
     "PluginMissingError",
     "PollStatistics",
+    "StallInjector",
     "available_backends",
     "get_backend",
     "hookimpl",

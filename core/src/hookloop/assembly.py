@@ -41,6 +41,7 @@ from . import hookspecs
 from .backends import Backend
 from .errors import BackendUnavailableError, PluginLoadError, PluginMissingError
 from .loop import EventLoop
+from .stall import make_stall, stall_from_environment
 
 __all__ = [
     "new_event_loop",
@@ -365,7 +366,7 @@ def recipe(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
 
 
 def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
-                   disable: Iterable[str] = ()) -> EventLoop:
+                   disable: Iterable[str] = (), stall: Any = None) -> EventLoop:
     """Create a new hookloop event loop from the installed plugins.
 
     :param backend: Poller backend name (``"epoll"``, ``"poll"``, ...);
@@ -377,7 +378,13 @@ def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None 
         ones; they take precedence over them.
     :param disable: Names of plugins to leave out for this loop (as
         ``HOOKLOOP_DISABLE`` does for the whole process).
+    :param stall: Stall injection (:mod:`hookloop.stall`): ``"PROB[:MAX_MS]"``
+        or a :class:`~hookloop.StallInjector`; ``None`` (the default) reads
+        ``$HOOKLOOP_STALL``, ``False`` turns it off whatever that says.  A
+        malformed value raises ``ValueError`` naming ``stall`` (or the
+        variable) before anything is made.
     """
+    injector = stall_from_environment() if stall is None else make_stall(stall)
     r = recipe(backend, plugins=plugins, disable=disable)
     poller = r.backend.factory()
     try:
@@ -390,6 +397,8 @@ def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None 
             for group in r.instruments(loop=loop):
                 for instrument in group or ():
                     loop.add_instrument(instrument)
+        if injector is not None:
+            loop.set_stall(injector)
         if r.loop_created is not None:
             r.loop_created(loop=loop)
     except BaseException:

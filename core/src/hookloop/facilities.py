@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PluginMissingError
 from .instruments import Instrument, SlowCallbackWarning
+from .stall import StallInjector, make_stall
 
 if TYPE_CHECKING:
     from .assembly import Recipe
@@ -51,6 +52,7 @@ class LoopFacilities:
     _services: dict[str, Any]
     _instruments: list[Instrument]
     _instrumented: bool
+    _stall: StallInjector | None
     _current_handle: asyncio.Handle | None
     _exception_handler: Callable[..., Any] | None
     _default_executor: concurrent.futures.ThreadPoolExecutor | None
@@ -269,6 +271,29 @@ class LoopFacilities:
             raise ValueError(f"{instrument!r} is not attached to this loop")
         self._instruments = [i for i in self._instruments if i is not instrument]
         self._instrumented = bool(self._instruments)
+
+    def set_stall(self, stall: Any) -> None:
+        """Inject stalls (see :mod:`hookloop.stall`), or stop injecting them.
+
+        :param stall: ``"PROB[:MAX_MS]"`` (sleep up to MAX_MS ms, default 20,
+            after a random fraction PROB of callbacks and I/O callbacks), a
+            :class:`~hookloop.StallInjector`, or ``None`` for no stalls.
+        :raises RuntimeError: the loop is running (nothing is changed).
+        :raises ValueError: a malformed specification, naming ``stall``.
+        """
+        if self.is_running():  # type: ignore[attr-defined]
+            raise RuntimeError("set_stall() cannot be called while the loop is running")
+        injector = make_stall(stall)
+        old = self._stall
+        if old is not None and old in self._instruments:
+            self.remove_instrument(old)
+        self._stall = injector
+        if injector is not None:
+            self.add_instrument(injector)
+
+    def get_stall(self) -> StallInjector | None:
+        """The stall injector attached by :meth:`set_stall`, or ``None``."""
+        return self._stall
 
     def _instrument_call(self, instrument: Instrument, method: Callable[..., Any],
                          *args: Any) -> None:

@@ -1,6 +1,8 @@
 """Instruments: observers of the run loop that cost nothing when absent.
 
-An instrument sees each poll and each callback.  The loop has two ways to
+An instrument sees each poll, each callback (``asyncio.Handle``) and each
+I/O callback (a plugin's bound method called straight from the fd table
+when the poller reports its fd ready).  The loop has two ways to
 run an iteration: the fast path, used when no instrument is attached and
 debug mode is off, contains no instrumentation code at all; the instrumented
 path calls every attached instrument.  Debug mode's slow-callback warning is
@@ -41,6 +43,14 @@ class Instrument:
     def after_callback(self, handle: Any, duration: float) -> None:
         """``handle`` ran for ``duration`` seconds (even if it raised)."""
 
+    def before_io_callback(self, fd: int, callback: Any) -> None:
+        """About to call ``callback()`` because ``fd`` is ready (a transport's
+        or another plugin's bound method, not a ``Handle``)."""
+
+    def after_io_callback(self, fd: int, callback: Any, duration: float) -> None:
+        """The I/O ``callback`` for ``fd`` ran for ``duration`` seconds (even
+        if it raised)."""
+
 
 class SlowCallbackWarning(Instrument):
     """Debug mode: log callbacks slower than ``loop.slow_callback_duration``.
@@ -59,6 +69,11 @@ class SlowCallbackWarning(Instrument):
         self._loop._current_handle = None
         if duration >= self._loop.slow_callback_duration:
             logger.warning("Executing %s took %.3f seconds", _format_handle(handle), duration)
+
+    def after_io_callback(self, fd: int, callback: Any, duration: float) -> None:
+        if duration >= self._loop.slow_callback_duration:
+            logger.warning("Executing %s took %.3f seconds", _format_io_callback(callback),
+                           duration)
 
     def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
         if duration >= 1.0:
@@ -80,6 +95,8 @@ class PollStatistics(Instrument):
         self.poll_time = 0.0
         self.callbacks = 0
         self.callback_time = 0.0
+        self.io_callbacks = 0
+        self.io_callback_time = 0.0
 
     def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
         self.polls += 1
@@ -90,9 +107,20 @@ class PollStatistics(Instrument):
         self.callbacks += 1
         self.callback_time += duration
 
+    def after_io_callback(self, fd: int, callback: Any, duration: float) -> None:
+        self.io_callbacks += 1
+        self.io_callback_time += duration
+
     def as_dict(self) -> dict[str, float]:
         return {"polls": self.polls, "events": self.events, "poll_time": self.poll_time,
-                "callbacks": self.callbacks, "callback_time": self.callback_time}
+                "callbacks": self.callbacks, "callback_time": self.callback_time,
+                "io_callbacks": self.io_callbacks, "io_callback_time": self.io_callback_time}
+
+
+def _format_io_callback(callback: Any) -> str:
+    # As asyncio names the handle of a transport's readiness callback.
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    return f"<Handle {name}()>"
 
 
 def _format_handle(handle: Any) -> str:

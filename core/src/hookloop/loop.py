@@ -69,6 +69,7 @@ from .handles import (
 )
 from .instruments import Instrument
 from .poller import MAX_TIMEOUT, READ, WRITE, Poller
+from .stall import StallInjector
 
 if TYPE_CHECKING:
     from .assembly import Recipe
@@ -188,6 +189,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._guarded = False  # closed or debug: the slow path of call_*
         self._instruments: list[Instrument] = []
         self._instrumented = False
+        self._stall: StallInjector | None = None
         self._current_handle: asyncio.Handle | None = None
         self._exception_handler: Callable[..., Any] | None = None
         self._task_factory: Callable[..., Any] | None = None
@@ -391,35 +393,58 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             return 0
         return MAX_TIMEOUT if timeout > MAX_TIMEOUT else timeout
 
-    # One iteration runs, in asyncio's order: the callbacks that were ready
-    # before the poll, then I/O (plugins' callbacks straight from the fd
-    # table; add_reader/add_writer handles queued in ``_io_handles``), then
-    # the timers now due.  Callbacks those schedule run next iteration.
+    # One iteration, in asyncio's order (BaseEventLoop._run_once), on both
+    # paths (fast and instrumented):
+    #
+    #   1. poll for I/O, for as long as _timeout() allows;
+    #   2. collect the timers due now, at once, before any callback runs, and
+    #      append them to the ready queue behind what is already there;
+    #   3. run the callbacks that were ready before the poll (their count is
+    #      fixed when the poll returns);
+    #   4. dispatch the I/O: plugins' callbacks run straight from the fd
+    #      table; add_reader/add_writer handles gather in ``_io_handles`` and
+    #      are then put in front of the collected timers;
+    #   5. run those I/O handles, then the timers collected at step 2.
+    #
+    # Whatever a callback schedules (call_soon, or a timer that is already
+    # due) waits for the next iteration: a timer can never overtake a
+    # call_soon() made before it, however long a callback took (a stalled
+    # process, a GC pause).  Steps 3 and 5 run from the ready queue itself,
+    # so an iteration cut short by KeyboardInterrupt/SystemExit leaves every
+    # unrun handle and collected timer queued, in order: the next _timeout()
+    # returns 0 and they run first.
 
     def _run_once(self) -> None:
-        """Poll once, then run what was ready, the I/O, the due timers.
+        """One iteration (see above): the fast path, no instruments.
 
-        The fast path; keep it in step with :meth:`_run_once_instrumented`.
+        Keep it in step with :meth:`_run_once_instrumented`.
         """
-        self._run_phases(self._poll(self._timeout()), self._run_ready)
+        self._run_phases(self._poll(self._timeout()), self._run_ready, self._dispatch)
 
-    def _run_phases(self, events: list[tuple[int, int]],
-                    run_ready: Callable[[int], None]) -> None:
-        """The rest of an iteration after its poll; ``run_ready(count)`` runs
-        the first ``count`` ready handles (with or without instruments)."""
+    def _run_phases(self, events: list[tuple[int, int]], run_ready: Callable[[int], None],
+                    dispatch: Callable[[list[tuple[int, int]]], None]) -> None:
+        """Steps 2-5 of an iteration, after its poll returned ``events``.
+
+        ``run_ready(count)`` runs the first ``count`` ready handles and
+        ``dispatch(events)`` the fd table's callbacks, with or without
+        instruments.
+        """
         ready = self._ready
-        if ready:
-            run_ready(len(ready))
-        if events:
-            self._dispatch(events)
-        front = self._io_handles
-        if self._timers:
-            self._move_due_timers(front)
-        if front:
-            ready.extendleft(reversed(front))
-            count = len(front)
-            front.clear()
+        count = len(ready)
+        due = self._queue_due_timers() if self._timers else 0
+        if count:
             run_ready(count)
+        if events:
+            try:
+                dispatch(events)
+            finally:
+                front = self._io_handles
+                if front:
+                    ready.extendleft(reversed(front))
+                    due += len(front)
+                    front.clear()
+        if due:
+            run_ready(due)
 
     def _run_ready(self, count: int) -> None:
         """Run the first ``count`` handles of the ready queue."""
@@ -443,7 +468,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         duration = _monotonic() - t0
         for inst in self._instruments:
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
-        self._run_phases(events, self._run_ready_instrumented)
+        self._run_phases(events, self._run_ready_instrumented, self._dispatch_instrumented)
 
     def _run_ready_instrumented(self, count: int) -> None:
         # self._instruments is replaced, never mutated, when an instrument is
@@ -466,18 +491,23 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 for inst in self._instruments:
                     self._instrument_call(inst, inst.after_callback, handle, duration)
 
-    def _move_due_timers(self, due: list[asyncio.Handle]) -> None:
-        """Append the timers due now (within the clock's resolution) to
-        ``due``, in time order; cancelled ones are dropped."""
+    def _queue_due_timers(self) -> int:
+        """Append the timers due now (within the clock's resolution) to the
+        ready queue, in deadline order (ties: creation order); drop the
+        cancelled ones.  Returns how many were queued."""
         timers = self._timers
+        append = self._ready.append
         end = _monotonic() + _CLOCK_RESOLUTION
+        queued = 0
         while timers and timers[0][0] < end:
             handle = _heappop(timers)[2]
             handle._scheduled = False
             if handle._cancelled:
                 self._cancelled_timers -= 1
             else:
-                due.append(handle)
+                append(handle)
+                queued += 1
+        return queued
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         """Run the fd table's callbacks for what the poller reported."""
@@ -502,6 +532,34 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                         callback()
                     except BaseException as exc:
                         self._io_callback_failed(fd, callback, exc)
+
+    def _dispatch_instrumented(self, events: list[tuple[int, int]]) -> None:
+        """:meth:`_dispatch` with every attached instrument called around
+        each fd callback (``before_io_callback``/``after_io_callback``)."""
+        fds = self._fds
+        readable = self._poller.READABLE
+        writable = self._poller.WRITABLE
+        for fd, mask in events:
+            record = fds.get(fd)
+            if record is None:
+                continue
+            if mask & readable and record[0] is not None:
+                self._run_io_instrumented(fd, record[0])
+            if mask & writable and record[1] is not None:
+                self._run_io_instrumented(fd, record[1])
+
+    def _run_io_instrumented(self, fd: int, callback: Callable[[], Any]) -> None:
+        for inst in self._instruments:
+            self._instrument_call(inst, inst.before_io_callback, fd, callback)
+        t0 = _monotonic()
+        try:
+            callback()
+        except BaseException as exc:
+            self._io_callback_failed(fd, callback, exc)
+        finally:
+            duration = _monotonic() - t0
+            for inst in self._instruments:
+                self._instrument_call(inst, inst.after_io_callback, fd, callback, duration)
 
     def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
