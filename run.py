@@ -20,7 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "trustme>=1.1", "pluggy>=1.5"]
+TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "trustme>=1.1",
+             "pluggy>=1.5"]
 #: pytest-xdist workers for `run.py test`.  Most of the run is CPython's
 #: asyncio suites, whose tests mostly wait (timeouts, sleeps, child
 #: processes): four workers overlap the waits even on two CPUs (about 2 min

@@ -13,6 +13,9 @@
   ``_hookloop_needs_missing_service``; they are deselected (not skipped, not
   xfailed, never counted as passes), and the terminal summary says, per
   target, how many were deselected for which missing distribution.
+* Stalled classes (``*_stall__*``, the scheduling suites run with stall
+  injection): a failed test's report gets a section with the seed and the
+  command that replays it.
 * SIGINT: test_runners interrupts itself with ``_thread.interrupt_main()``
   and expects ``asyncio.Runner`` to turn that into a cancellation, which
   Runner only does when SIGINT has Python's default handler.  A process
@@ -24,6 +27,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections import Counter
@@ -89,3 +93,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"{backend}: {count} {kind} tests deselected ({distribution} is not installed)"
         )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    stall = getattr(getattr(item, "cls", None), "_hookloop_stall", None)
+    if report.failed and stall:
+        seed = os.environ.get("HOOKLOOP_STALL_SEED", "?")
+        report.sections.append((
+            "hookloop stall injection",
+            f"this class injects stalls ({stall}), seed {seed}; replay with: "
+            f"pytest '{item.nodeid}' --hookloop-stall-seed={seed}",
+        ))
+    return report

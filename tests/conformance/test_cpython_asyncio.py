@@ -19,8 +19,20 @@ in ``SUITES``; a suite whose tests create loops through an overridable method
 ``LOOP_METHODS``.
 
 The suites: the scheduling ones (tasks, locks, queues, taskgroups, timeouts,
-runners) and the networking ones of issue #4 (events, sock_lowlevel,
-sendfile, server, buffered_proto, streams).  Run one group with ``-k``, e.g.
+waitfor, runners) and the networking ones of issue #4 (events, sock_lowlevel,
+sendfile, server, buffered_proto, streams).
+
+Stall injection (issue #13): the scheduling suites in ``STALLED_SUITES`` run
+a second time per backend on a target named ``<backend>_stall``
+(``TestQueues_epoll_stall__QueuePutTests``) whose loops inject stalls
+(``hookloop.stall``, ``STALL``): after a random fraction of the callbacks
+the loop sleeps, as a busy machine makes it, without reordering anything.
+asyncio's suites must pass there too; a loop that breaks asyncio's order
+under preemption (a due timer overtaking an earlier ``call_soon``) hangs
+test_queues' ``test_blocking_put_wait`` there.  The random source is seeded
+from ``$HOOKLOOP_STALL_SEED``, which the testing kit sets for the session
+and prints in the header; a failed stalled test's report says how to replay
+it.  ``-k "not _stall__"`` leaves them out.  Run one group with ``-k``, e.g.
 ``-k "TestEvents_ or TestSockLowlevel_ or TestSendfile_ or TestServer_ or
 TestBufferedProto_ or TestStreams_"``.
 
@@ -191,6 +203,7 @@ SUITES = [
     "queues",
     "taskgroups",
     "timeouts",
+    "waitfor",
     "runners",
     # networking (issue #4)
     "events",
@@ -331,6 +344,17 @@ DUPLICATE_ON_HOOKLOOP: dict[str, str] = {
 
 BASELINE = "asyncio"
 
+# The scheduling suites run a second time on every backend with stall
+# injection on (hookloop.stall; issue #13): the loop sleeps up to MAX_MS ms
+# after a random fraction PROB of its callbacks, as a busy machine would make
+# it, without reordering anything.  A test relying on a callback order that
+# asyncio does not promise, or a loop breaking asyncio's order under
+# preemption (a due timer overtaking an earlier call_soon), fails or hangs
+# here.  The seed is the session's $HOOKLOOP_STALL_SEED (printed in the
+# header by the testing kit; a failed test's report says how to replay it).
+STALLED_SUITES = ["tasks", "locks", "queues", "taskgroups", "timeouts", "waitfor"]
+STALL = "0.2:20"
+
 
 # ---------------------------------------------------------------- targets
 
@@ -346,6 +370,8 @@ class Target:
     # Service kinds (as in NEEDS_SERVICE) no installed plugin provides, with the
     # distribution that would: their tests are deselected on this target.
     missing_services: tuple[tuple[str, str], ...] = ()
+    backend: str = ""  # the hookloop backend ("" for the baseline)
+    stall: str | None = None  # stall injection ("PROB:MAX_MS"), on STALLED_SUITES only
 
 
 def _hookloop_targets() -> tuple[list[Target], str | None]:
@@ -369,11 +395,11 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
 
     policy_class = _with_child_watcher_slot(hookloop.EventLoopPolicy)
 
-    def policy_for(name):
+    def policy_for(name, stall=None):
         def new_policy():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return policy_class(backend=name)
+                return policy_class(backend=name, stall=stall)
 
         return new_policy
 
@@ -382,15 +408,30 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
     except Exception:  # noqa: BLE001
         return [], "hookloop.assembly.recipe() failed:\n" + traceback.format_exc(limit=3)
 
-    return [
+    # The plain targets inject stalls only if the session asks for them
+    # (--hookloop-stall, $HOOKLOOP_STALL); the stalled ones always do, STALL.
+    plain = [
         Target(
             name,
             functools.partial(hookloop.new_event_loop, name),
             policy_for(name),
             missing_services=missing[name],
+            backend=name,
         )
         for name in names
-    ], None
+    ]
+    stalled = [
+        Target(
+            f"{name}_stall",
+            functools.partial(hookloop.new_event_loop, name, stall=STALL),
+            policy_for(name, STALL),
+            missing_services=missing[name],
+            backend=name,
+            stall=STALL,
+        )
+        for name in names
+    ]
+    return plain + stalled, None
 
 
 def _with_child_watcher_slot(policy_class: type) -> type:
@@ -615,7 +656,8 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
     ns = {
         "__module__": __name__,
         "_hookloop_target": target,
-        "_hookloop_backend": target.name,
+        "_hookloop_backend": target.backend or target.name,
+        "_hookloop_stall": target.stall,
         "_hookloop_suite": suite,
         "_hookloop_suite_module": module,
     }
@@ -700,7 +742,7 @@ def _per_selector_choice(cases: list[tuple[str, type]], target: Target) -> set[s
         if len(members) < 2:
             continue
         members.sort(key=lambda c: c.create_event_loop.__code__.co_firstlineno)
-        named = [c for c in members if c.__name__.lower() == f"{target.name}eventlooptests"]
+        named = [c for c in members if c.__name__.lower() == f"{target.backend}eventlooptests"]
         keep = (named or members)[0]
         dropped.update(c.__name__ for c in members if c is not keep)
     return dropped
@@ -762,6 +804,8 @@ def _build() -> dict[str, object]:
             continue
         cases = _suite_test_cases(module)
         for target in targets:
+            if target.stall is not None and suite not in STALLED_SUITES:
+                continue
             skip = set() if target.is_baseline else _per_selector_choice(cases, target)
             for _, cls in cases:
                 if not target.is_baseline and (

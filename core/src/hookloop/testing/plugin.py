@@ -1,11 +1,15 @@
 """The pytest plugin behind :mod:`hookloop.testing` (see its docstring)."""
 from __future__ import annotations
 
+import os
+import random
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from ..stall import ENV_SEED, ENV_STALL, parse_stall
 
 
 class ExceptionRecorder:
@@ -39,6 +43,78 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hookloop-backend", action="append", dest="hookloop_backend",
                     default=None, metavar="NAME",
                     help="run hookloop fixtures on this backend only (repeatable)")
+    group.addoption("--hookloop-stall", dest="hookloop_stall", default=None,
+                    metavar="PROB[:MAX_MS]",
+                    help="stall injection: every hookloop loop made in this session sleeps a "
+                         "random 0..MAX_MS ms (default 20) after a random fraction PROB of its "
+                         "callbacks and I/O callbacks, to find timing assumptions (it only "
+                         "moves time, it never reorders)")
+    group.addoption("--hookloop-stall-seed", dest="hookloop_stall_seed", default=None,
+                    metavar="SEED",
+                    help="seed of the stalls' random source (default: drawn at random and "
+                         "printed in the header), to replay a failure")
+
+
+_saved_environment = pytest.StashKey[dict[str, str | None]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check ``--hookloop-stall``; export it and the seed to the environment.
+
+    The environment is what every hookloop loop reads when it is made
+    (``hookloop.new_event_loop``, the policy, loop factories), in this
+    process, in pytest-xdist's workers (started after this, they inherit it
+    and find the seed already chosen) and in the processes tests start.
+    """
+    spec = config.getoption("hookloop_stall", default=None)
+    if spec is not None:
+        try:
+            parse_stall(spec, name="--hookloop-stall")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    seed = config.getoption("hookloop_stall_seed", default=None)
+    if seed is not None and not seed.strip():
+        raise pytest.UsageError("--hookloop-stall-seed: expected a seed, got an empty string")
+    seed = seed or os.environ.get(ENV_SEED) or str(random.SystemRandom().randrange(10**9))
+    saved = config.stash[_saved_environment] = {}
+    for name, value in ((ENV_SEED, seed), (ENV_STALL, spec)):
+        if value is not None:
+            saved[name] = os.environ.get(name)
+            os.environ[name] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in config.stash.get(_saved_environment, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def stall_replay_hint(nodeid: str, spec: str) -> str:
+    """How to rerun one test with the stalls it had."""
+    seed = os.environ.get(ENV_SEED, "?")
+    return (f"stall injection was on ({spec}, seed {seed}); replay with: "
+            f"pytest '{nodeid}' --hookloop-stall={spec} --hookloop-stall-seed={seed}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    spec = os.environ.get(ENV_STALL)
+    seed = os.environ.get(ENV_SEED)
+    if spec:
+        probability, max_ms = parse_stall(spec, name=ENV_STALL)
+        return (f"hookloop: stall injection on: probability {probability}, up to {max_ms:g} ms, "
+                f"seed {seed} (--hookloop-stall={spec} --hookloop-stall-seed={seed})")
+    return f"hookloop: stall injection off; stall seed {seed} (--hookloop-stall-seed={seed})"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    spec = os.environ.get(ENV_STALL)
+    if report.failed and spec:
+        report.sections.append(("hookloop stall injection", stall_replay_hint(item.nodeid, spec)))
+    return report
 
 
 def _backends(config: pytest.Config) -> list[str]:
