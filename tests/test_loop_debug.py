@@ -457,3 +457,96 @@ def test_debug_default_handler_shows_where_handle_was_created(hookloop_loop, cap
     assert "Exception in callback" in messages[0]
     assert "created at" in messages[0]
     assert __file__ in messages[0]
+
+
+# ----------------------------------------------------------------------
+# Instruments and debug mode see I/O callbacks (called straight from the
+# fd table: a transport's bound method, not a Handle)
+# ----------------------------------------------------------------------
+
+
+class _IOCounter(hookloop.Instrument):
+    def __init__(self, fail_in=None):
+        self.fail_in = fail_in
+        self.before = []
+        self.after = []
+
+    def before_io_callback(self, fd, callback):
+        self.before.append((fd, callback))
+        if self.fail_in == "before_io_callback":
+            raise ZeroDivisionError("before")
+
+    def after_io_callback(self, fd, callback, duration):
+        self.after.append((fd, callback, duration))
+        if self.fail_in == "after_io_callback":
+            raise ZeroDivisionError("after")
+
+
+def _one_read(loop, on_data=lambda data: None):
+    """A transport on one end of a socket pair receives one message; returns
+    the transport's fd (closed by now)."""
+    import socket
+    got = loop.create_future()
+
+    class Proto(asyncio.Protocol):
+        def data_received(self, data):
+            on_data(data)
+            got.set_result(data)
+
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    try:
+        transport, _ = loop.run_until_complete(loop.create_connection(Proto, sock=a))
+        b.send(b"ping")
+        assert loop.run_until_complete(got) == b"ping"
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        b.close()
+    return fd
+
+
+def test_instruments_see_io_callbacks(hookloop_loop):
+    counter = _IOCounter()
+    stats = hookloop.PollStatistics()
+    hookloop_loop.add_instrument(counter)
+    hookloop_loop.add_instrument(stats)
+    transport_fd = _one_read(hookloop_loop)
+    reads = [(fd, cb) for fd, cb in counter.before if fd == transport_fd]
+    assert reads, counter.before
+    assert [(fd, cb) for fd, cb, _ in counter.after] == counter.before
+    assert all(duration >= 0 for _, _, duration in counter.after)
+    assert stats.io_callbacks == len(counter.after)
+    assert stats.as_dict()["io_callbacks"] == len(counter.after)
+
+
+@pytest.mark.parametrize("where", ["before_io_callback", "after_io_callback"])
+def test_failing_io_instrument_detached_and_reported(hookloop_loop, hookloop_errors, where):
+    bad = _IOCounter(fail_in=where)
+    counter = _IOCounter()
+    hookloop_loop.add_instrument(bad)
+    hookloop_loop.add_instrument(counter)
+    _one_read(hookloop_loop)
+    assert len(bad.before) == 1  # detached after its first failure
+    hookloop_errors.expect("failed and was detached", ZeroDivisionError)
+    assert len(counter.before) == len(counter.after) >= 1
+
+
+def test_slow_io_callback_warning_in_debug_mode(hookloop_loop, caplog):
+    import time
+    hookloop_loop.set_debug(True)
+    hookloop_loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    _one_read(hookloop_loop, on_data=lambda data: time.sleep(0.06))
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "asyncio" and r.levelno == logging.WARNING]
+    assert any(m.startswith("Executing <Handle ") and m.endswith(" seconds") for m in warnings), \
+        warnings
+
+
+def test_no_slow_io_callback_warning_without_debug(hookloop_loop, caplog):
+    import time
+    hookloop_loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    _one_read(hookloop_loop, on_data=lambda data: time.sleep(0.06))
+    assert not [r for r in caplog.records if "Executing" in r.getMessage()]
