@@ -166,9 +166,10 @@ def hookloop_loop_created(loop: EventLoop) -> None:
 def hookloop_instruments(loop: EventLoop) -> Sequence[Instrument] | None:
     """Attach instruments to a new loop.
 
-    Instruments observe the run loop (each poll, each callback).  A loop with
-    no instrument runs the uninstrumented fast path, so they cost nothing
-    when none is installed.  Every implementation's result is collected.
+    Instruments observe the run loop (each poll, each callback, each I/O
+    callback the poller's events call).  A loop with no instrument runs the
+    uninstrumented fast path, so they cost nothing when none is installed.
+    Every implementation's result is collected.
 
     :param loop: The new loop.
     :returns: A sequence of :class:`hookloop.Instrument`, or ``None``.
