@@ -419,32 +419,29 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
 
         Keep it in step with :meth:`_run_once_instrumented`.
         """
-        self._run_phases(self._poll(self._timeout()), self._run_ready, self._dispatch)
-
-    def _run_phases(self, events: list[tuple[int, int]], run_ready: Callable[[int], None],
-                    dispatch: Callable[[list[tuple[int, int]]], None]) -> None:
-        """Steps 2-5 of an iteration, after its poll returned ``events``.
-
-        ``run_ready(count)`` runs the first ``count`` ready handles and
-        ``dispatch(events)`` the fd table's callbacks, with or without
-        instruments.
-        """
+        events = self._poll(self._timeout())
         ready = self._ready
         count = len(ready)
         due = self._queue_due_timers() if self._timers else 0
         if count:
-            run_ready(count)
+            self._run_ready(count)
         if events:
             try:
-                dispatch(events)
+                self._dispatch(events)
             finally:
-                front = self._io_handles
-                if front:
-                    ready.extendleft(reversed(front))
-                    due += len(front)
-                    front.clear()
+                if self._io_handles:
+                    due += self._queue_io_handles()
         if due:
-            run_ready(due)
+            self._run_ready(due)
+
+    def _queue_io_handles(self) -> int:
+        """Put this iteration's add_reader/add_writer handles in front of
+        the collected timers; returns how many."""
+        front = self._io_handles
+        self._ready.extendleft(reversed(front))
+        count = len(front)
+        front.clear()
+        return count
 
     def _run_ready(self, count: int) -> None:
         """Run the first ``count`` handles of the ready queue."""
@@ -468,7 +465,18 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         duration = _monotonic() - t0
         for inst in self._instruments:
             self._instrument_call(inst, inst.after_poll, timeout, len(events), duration)
-        self._run_phases(events, self._run_ready_instrumented, self._dispatch_instrumented)
+        count = len(self._ready)
+        due = self._queue_due_timers() if self._timers else 0
+        if count:
+            self._run_ready_instrumented(count)
+        if events:
+            try:
+                self._dispatch_instrumented(events)
+            finally:
+                if self._io_handles:
+                    due += self._queue_io_handles()
+        if due:
+            self._run_ready_instrumented(due)
 
     def _run_ready_instrumented(self, count: int) -> None:
         # self._instruments is replaced, never mutated, when an instrument is
