@@ -21,7 +21,12 @@ the client connects everything and prints ``ready``; it waits for ``go``;
 it runs ``warmup`` seconds uncounted, then ``seconds`` counted, then lets
 each connection finish the exchange in flight (so the server's counters
 match ours exactly), closes, and prints one JSON object (``counted``,
-``elapsed``, ``total``, ``bytes``, ``lost``, ``error``).
+``elapsed``, ``total``, ``bytes``, ``lost``, ``error``).  The counted
+window ends at the first check after ``seconds`` at which it holds at least
+one completed exchange: on a starved machine a short window may hold none,
+so it is extended (``elapsed`` is always the window's real length, the rate
+``counted / elapsed`` stays true), and a window still empty
+:data:`WINDOW_TIMEOUT` seconds late is an error.
 
 The ``handshake`` kind connects nothing in advance: each of its slots
 cycles through a new TCP connection, a full TLS handshake, one checked
@@ -47,6 +52,10 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSL
 UDP_RESEND_AFTER = 0.2
 #: Seconds a connection may take to finish its last exchange after the window.
 DRAIN_TIMEOUT = 20.0
+#: A counted window that ends with no exchange completed in it (a starved
+#: machine, a very short ``seconds``) goes on until the first one completes,
+#: for at most this many seconds more; ``elapsed`` is the real window.
+WINDOW_TIMEOUT = 20.0
 
 
 class LoadError(Exception):
@@ -79,6 +88,7 @@ class _Poller:
         self.register = self._poller.register
         self.modify = self._poller.modify
         self.unregister = self._poller.unregister
+        self.close = getattr(self._poller, "close", lambda: None)  # poll() has none
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         return self._poller.poll(timeout * 1000 if self._ms else timeout)  # type: ignore[no-any-return]
@@ -511,6 +521,13 @@ def run(config: dict[str, Any], ready: Any = None) -> dict[str, Any]:
         counted run may start (the script reads ``go`` on stdin).
     """
     load = Load(config)
+    try:
+        return _run(load, config, ready)
+    finally:  # its epoll fd, at once (run in-process, a test counts fds)
+        load.poller.close()
+
+
+def _run(load: Load, config: dict[str, Any], ready: Any) -> dict[str, Any]:
     kind = config["kind"]
     if kind == "handshake":
         return _run_handshakes(load, config, ready)
@@ -563,7 +580,7 @@ def _drive(load: Load, conns: Sequence[_Connection | HandshakeSlot],
         conn.send_next()
     load.in_flight = len(conns)
     window_start = start + warmup
-    window_end = window_start + seconds
+    window_end = 0.0
     measured_from = 0.0
     elapsed = 0.0
     deadline = 0.0
@@ -583,6 +600,12 @@ def _drive(load: Load, conns: Sequence[_Connection | HandshakeSlot],
                 load.counted = 0
                 measured_from = now
                 load.cpu = time.process_time()
+                window_end = now + seconds  # the window is counted from where it began
+            elif load.measuring and now >= window_end and not load.counted:
+                # Nothing completed in the window yet (a starved machine): extend it.
+                if now - window_end > WINDOW_TIMEOUT:
+                    raise LoadError(f"no exchange completed in the counted window, "
+                                    f"{WINDOW_TIMEOUT:.0f} s after its planned end")
             elif load.measuring and now >= window_end:
                 load.measuring = False
                 load.sending = False
@@ -604,7 +627,7 @@ def _close(sock: socket.socket) -> None:
     if isinstance(sock, ssl.SSLSocket):
         try:  # a close_notify, so the server sees a clean end of TLS
             sock.setblocking(True)
-            sock.settimeout(2.0)
+            sock.settimeout(10.0)  # generous: the server may be starved too
             sock.unwrap().close()
             return
         except (OSError, ValueError):

@@ -44,8 +44,13 @@ from .workloads import Settings, Workload
 
 HOST = "127.0.0.1"
 LOAD_SCRIPT = load_module.__file__
-#: Seconds, beyond the run itself, before a stuck measurement is abandoned.
-GRACE = 60.0
+#: Seconds, beyond the run itself, before a stuck measurement is abandoned:
+#: more than the load side may legitimately take on a starved machine (its
+#: window extended by up to ``WINDOW_TIMEOUT``, its drain up to
+#: ``DRAIN_TIMEOUT``), with a minute to spare for starting and closing.
+GRACE = load_module.WINDOW_TIMEOUT + load_module.DRAIN_TIMEOUT + 60.0
+#: Seconds the server's connections may take to close after the clients'.
+CLOSE_TIMEOUT = 30.0
 
 
 class WorkloadError(AssertionError):
@@ -469,7 +474,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                 raise
             finally:
                 load.kill()
-            await stats.all_closed(10.0)
+            await stats.all_closed(CLOSE_TIMEOUT)
         finally:
             await stats.abort_all()  # only after a failure is anything left
             if server is not None:
@@ -496,6 +501,9 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
                           "pinned": bool(split.cpus),
                           "connections": expected,
                           "exchanges": sum(r["total"] for r in results),
+                          # The longest counted window: ``seconds``, or more
+                          # where a starved client extended an empty one.
+                          "window": round(max(r["elapsed"] for r in results), 3),
                           "lost_datagrams": sum(r.get("lost", 0) for r in results),
                           # CPU the server process used per second of the whole
                           # run (set-up included): near 1, the loop was the limit;

@@ -55,8 +55,10 @@ def run_one(subject: Subject, workload: Workload, settings: Settings
     """One measurement in a fresh interpreter: (value, detail, failure)."""
     argv = [sys.executable, "-m", "hookloop_bench.measure", job(subject, workload, settings)]
     try:
+        # Twice the measurement's own deadline, so that its own (more
+        # telling) error comes first, however slow the machine.
         out = subprocess.run(argv, capture_output=True, text=True,
-                             timeout=2 * (settings.warmup + settings.seconds) + GRACE)
+                             timeout=2 * (settings.warmup + settings.seconds + GRACE))
     except subprocess.TimeoutExpired:
         return None, {}, "timed out"
     if out.returncode:
