@@ -24,7 +24,12 @@ from hookloop_bench.workloads import WORKLOADS, UsageError, select_workloads
 import hookloop
 
 
-def _bench(*args, pythonpath=None, timeout=120):
+#: Only a guard against a hang: the quick matrix takes ~20 s on an idle
+#: 2-CPU machine and several times that on a busy one.
+TIMEOUT = 900
+
+
+def _bench(*args, pythonpath=None, timeout=TIMEOUT):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLOOP_")}
     if pythonpath:
         environ["PYTHONPATH"] = os.pathsep.join(
