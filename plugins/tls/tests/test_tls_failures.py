@@ -31,7 +31,7 @@ from net_helpers import (
 from tls_helpers import RawTLSPeer, raw_client_hello, read_socket_to_end, reset
 
 
-async def eventually(loop, condition, timeout=5, what="condition"):
+async def eventually(loop, condition, timeout=10, what="condition"):
     """Poll ``condition()`` every 10 ms until true; AssertionError after
     ``timeout``.  For what no callback reports (a server dropping a
     connection whose handshake failed: its protocol hears nothing)."""
@@ -80,12 +80,16 @@ def test_silent_client_is_cut_at_the_handshake_timeout(tls_loop, server_ctx):
                                                      ssl_handshake_timeout=0.2)
         with socket.socket() as peer:
             peer.setblocking(False)
-            await tls_loop.sock_connect(peer, addr)
+            # Before the connect: the server may accept (and start its
+            # timer) before this task runs again.
             start = tls_loop.time()
+            await tls_loop.sock_connect(peer, addr)
             data, end = await read_socket_to_end(tls_loop, peer)
             elapsed = tls_loop.time() - start
         assert (data, end) == (b"", "eof")
-        assert 0.15 <= elapsed < 3, elapsed
+        # At 0.2 s, not at asyncio's default of 60 s; late only by the
+        # machine's load.
+        assert 0.15 <= elapsed < 15, elapsed
         assert [p.events for p in protocols] == [[]]
         await close_server(server)
 
@@ -115,7 +119,7 @@ def test_silent_server_is_cut_at_the_handshake_timeout(tls_loop, client_ctx):
                 hello, end = await read_socket_to_end(tls_loop, conn)
         assert hello[:1] == b"\x16"  # a TLS handshake record: the ClientHello
         assert end == "eof"
-        assert 0.15 <= elapsed < 3, elapsed
+        assert 0.15 <= elapsed < 15, elapsed  # 0.2 s, not the default 60 s
         assert [p.events for p in protocols] == [[]]
 
     run_without_fd_leak(tls_loop, main())
@@ -283,7 +287,7 @@ def test_server_close_while_handshakes_are_in_progress(tls_loop, server_ctx, cli
                 await connect(tls_loop, addr, ssl=client_ctx, server_hostname="localhost")
             for peer in peers:
                 assert await read_socket_to_end(tls_loop, peer) == (b"", "eof")
-            assert tls_loop.time() - start < 3
+            assert tls_loop.time() - start < 15  # not the default 60 s
         finally:
             for peer in peers:
                 peer.close()
