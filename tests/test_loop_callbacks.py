@@ -396,12 +396,12 @@ def test_threadsafe_handle_waits_for_its_running_callback(hookloop_loop, ask):
 
     def callback():
         started.set()
-        release.wait(5)
+        release.wait(30)
         finished.set()
 
     def other_thread():
         handle = hookloop_loop.call_soon_threadsafe(callback)
-        started.wait(5)
+        started.wait(30)  # generous: if it gives up, the test fails (seen == [False])
         release.set()  # the callback may finish now; the lock keeps us waiting
         getattr(handle, ask)()
         seen.append(finished.is_set())

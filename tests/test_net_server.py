@@ -147,10 +147,16 @@ def test_server_port_in_use(hookloop_loop):
     run_without_fd_leak(hookloop_loop, main())
 
 
-def _completed_handshakes(address, attempts):
+def _completed_handshakes(address, attempts, expected):
     """Connect ``attempts`` sockets to a listener nobody accepts from; return
-    how many the kernel completed (its accept queue is the backlog)."""
+    how many the kernel completed (its accept queue is the backlog).
+
+    Completed ones become writable; the rest stay pending (their SYNs are
+    dropped while the queue is full, however long one waits).  On a busy
+    machine the kernel may complete them late, so this waits (up to 10 s)
+    until at least ``expected`` are, then a little more for any beyond."""
     import select
+    import time
 
     socks = []
     try:
@@ -159,9 +165,17 @@ def _completed_handshakes(address, attempts):
             s.setblocking(False)
             s.connect_ex(address)
             socks.append(s)
-        # Completed ones are writable at once; the rest stay pending.
-        _, writable, _ = select.select([], socks, [], 1.0)
-        return sum(1 for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+
+        def completed(timeout):
+            _, writable, _ = select.select([], socks, [], timeout)
+            return sum(1 for s in writable
+                       if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+
+        deadline = time.monotonic() + 10
+        while completed(0.1) < expected and time.monotonic() < deadline:
+            pass
+        time.sleep(0.2)  # any extra one (a backlog not honoured) completes too
+        return completed(0)
     finally:
         for s in socks:
             s.close()
@@ -177,7 +191,7 @@ def test_server_backlog_bounds_the_accept_queue(hookloop_loop, backlog):
         # The loop is not running, so nothing is accepted: the kernel
         # completes handshakes until the accept queue (backlog + 1 on Linux)
         # is full.
-        done = _completed_handshakes(addr, backlog + 4)
+        done = _completed_handshakes(addr, backlog + 4, expected=backlog)
         assert backlog <= done <= backlog + 1
     finally:
         run(hookloop_loop, close_server(server))
