@@ -55,9 +55,10 @@ for d in "${DISTS[@]}"; do
   "$HOST_PYTHON" -m pip wheel -q --no-deps -w "$WHEELS" "$src" >&2
 done
 
-# pytest-xdist and execnet, for `-n 4 --dist loadscope` (about 3 min instead of 10+): fetched
+# pytest-xdist and execnet, for `-n 4 --dist loadscope` (about 3 min instead of 10+), and
+# pytest-timeout, which the workspace config sets up (a hung test fails): fetched
 # on the host, where pip can reach the registry; the chroot installs with --no-index.
-"$HOST_PYTHON" -m pip download -q --no-deps -d "$WHEELS/extra" pytest-xdist execnet >&2
+"$HOST_PYTHON" -m pip download -q --no-deps -d "$WHEELS/extra" pytest-xdist execnet pytest-timeout >&2
 
 echo "== installing into $R$PY" >&2
 rm -rf "$R/opt/hl-wheels"
