@@ -8,7 +8,7 @@ status 2), then runs the plan (:mod:`hookloop_bench.runner`), prints the
 table (:mod:`hookloop_bench.report`) and writes ``--json``/``--plot``.  The
 exit status is 1 when any measurement failed its self-check.
 
-``--quick`` makes everything small (one round of 0.1 s per measurement,
+``--quick`` makes everything small (one round of 0.05 s per measurement,
 fewer connections) so that the whole matrix runs in CI in well under a
 minute; explicit options still win over it.
 """
