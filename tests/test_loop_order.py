@@ -20,8 +20,9 @@ import random
 import socket
 import time
 
-import hookloop
 import pytest
+
+import hookloop
 from hookloop.testing import checked_loop
 
 GUARD = 10.0  # seconds: a loop that never stops by itself fails, not hangs

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import textwrap
 
-import hookloop
 import pytest
+
+import hookloop
 from hookloop.stall import DEFAULT_MAX_MS, StallInjector, parse_stall
 
 
@@ -211,7 +212,7 @@ def test_a_seed_replays_the_same_decisions(hookloop_backend):
     def run(seed):
         loop = hookloop.new_event_loop(hookloop_backend, stall=StallInjector(0.5, 0.2, seed))
         try:
-            for i in range(200):
+            for _ in range(200):
                 loop.call_soon(lambda: None)
             loop.run_until_complete(asyncio.sleep(0))
             stall = loop.get_stall()

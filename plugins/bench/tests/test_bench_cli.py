@@ -23,7 +23,6 @@ from hookloop_bench.workloads import WORKLOADS, UsageError, select_workloads
 
 import hookloop
 
-
 #: Only a guard against a hang: the quick matrix takes ~20 s on an idle
 #: 2-CPU machine and several times that on a busy one.
 TIMEOUT = 900
