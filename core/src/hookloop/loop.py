@@ -504,18 +504,17 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         ready queue, in deadline order (ties: creation order); drop the
         cancelled ones.  Returns how many were queued."""
         timers = self._timers
-        append = self._ready.append
+        ready = self._ready
+        before = len(ready)
         end = _monotonic() + _CLOCK_RESOLUTION
-        queued = 0
         while timers and timers[0][0] < end:
             handle = _heappop(timers)[2]
             handle._scheduled = False
             if handle._cancelled:
                 self._cancelled_timers -= 1
             else:
-                append(handle)
-                queued += 1
-        return queued
+                ready.append(handle)
+        return len(ready) - before
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         """Run the fd table's callbacks for what the poller reported."""
