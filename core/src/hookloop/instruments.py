@@ -15,6 +15,8 @@ run time with ``loop.add_instrument()``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from typing import Any
 
@@ -117,8 +119,24 @@ class PollStatistics(Instrument):
                 "io_callbacks": self.io_callbacks, "io_callback_time": self.io_callback_time}
 
 
+def _io_target(callback: Any) -> Any:
+    """The callable an fd-table entry stands for: a transport's callback may
+    be stored as ``functools.partial(context.run, bound_method)`` (to run in
+    its connection's context); the report names ``bound_method``."""
+    if type(callback) is functools.partial and len(callback.args) == 1 \
+            and not callback.keywords:
+        run = callback.func
+        if type(getattr(run, "__self__", None)) is contextvars.Context \
+                and getattr(run, "__name__", None) == "run":
+            return callback.args[0]
+    return callback
+
+
 def _format_io_callback(callback: Any) -> str:
-    # As asyncio names the handle of a transport's readiness callback.
+    # As asyncio's loop names the Handle of a transport's readiness callback
+    # ("<Handle _SelectorSocketTransport._read_ready()>"): the qualified name
+    # of the method, with no arguments.
+    callback = _io_target(callback)
     name = getattr(callback, "__qualname__", None) or repr(callback)
     return f"<Handle {name}()>"
 
