@@ -9,6 +9,12 @@ the loop's flag, and the timer's ``cancel()`` counts the cancellation itself
 instead of calling ``loop._timer_handle_cancelled()``.  They add no slots
 and no behaviour.  Only a hookloop :class:`~hookloop.EventLoop` makes them.
 
+Their reprs are asyncio's, class name included: ``<Handle f() at file:line>``,
+``<TimerHandle when=... f() ...>``, and for ``call_soon_threadsafe`` whatever
+asyncio's own loop prints on this Python (``<Handle ...>`` up to 3.13.0,
+``<_ThreadSafeHandle ...>`` after).  The slow-callback warning ("Executing
+<Handle ...> took ...") and log parsers see the same text on both loops.
+
 The loop reads the slots ``_callback``, ``_args``, ``_context`` and
 ``_cancelled`` directly in its run loop (instead of calling ``_run()``): one
 Python frame less per callback.  :func:`_check_layout` verifies at import
@@ -55,12 +61,34 @@ def _cancel_handle(handle: Any) -> None:
         handle._args = None
 
 
+def _asyncio_name(cls: type) -> str:
+    """The class name asyncio's own loop prints for a handle of this kind:
+    that of the nearest asyncio class among ``cls``'s bases."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("asyncio."):
+            return base.__name__
+    raise TypeError(f"{cls!r} derives from no asyncio class")  # pragma: no cover
+
+
+def _as_asyncio_repr_info(handle: Any, info: list[str]) -> list[str]:
+    # asyncio's Handle._repr_info() (and TimerHandle's) starts with the
+    # handle's class name: put asyncio's class name there instead of ours.
+    # Everything after it (cancelled, when=, the callback, "created at") is
+    # asyncio's own code.
+    if info and info[0] == type(handle).__name__:
+        info[0] = _asyncio_name(type(handle))
+    return info
+
+
 class CallbackHandle(asyncio.Handle):
     """An ``asyncio.Handle`` built without asking the loop for its debug flag."""
 
     __slots__ = ()
     __init__ = _init_handle
     cancel = _cancel_handle
+
+    def _repr_info(self) -> list[str]:
+        return _as_asyncio_repr_info(self, super()._repr_info())
 
 
 class _LockedContext:
@@ -92,8 +120,59 @@ class _LockedContext:
 # asyncio's own call_soon_threadsafe returns an events._ThreadSafeHandle
 # where it has one (3.13.1+, 3.14); test_asyncio checks that type.  Ours
 # derives from it there, so isinstance() holds, and brings its own lock
-# elsewhere.  Only the type is used: the locking below is ours.
+# elsewhere.  Only the type is used: the locking below is ours.  Its layout
+# is checked by _check_layout() above, before the class below is made.
+# (An exception to rule 1 allowed on this one line by tests/test_source_rules.py.)
 _AsyncioThreadSafeHandle: Any = getattr(asyncio.events, "_ThreadSafeHandle", None)
+
+
+def _methods(cls: type) -> set[str]:
+    """The names of the functions ``cls`` itself defines."""
+    return {name for name, value in vars(cls).items()
+            if callable(value) or isinstance(value, (staticmethod, classmethod))}
+
+
+def _check_layout() -> None:
+    """Fail at import, loudly, when asyncio's handle types are not what this
+    module was written against: the slots we set and read, and the methods
+    we override or inherit.  A future CPython that changes them must not
+    fail subtly at run time."""
+    def unsupported(what: str) -> ImportError:
+        return ImportError(f"{what}; this Python version is not supported by this hookloop "
+                           "version (hookloop/handles.py needs an update)")
+
+    expected = {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
+                "_context"}
+    have = set(asyncio.Handle.__slots__) - {"__weakref__"}
+    if have != expected:  # pragma: no cover - only on an incompatible CPython
+        raise unsupported(f"asyncio.Handle has slots {sorted(have)}, hookloop expects "
+                          f"{sorted(expected)}")
+    if set(asyncio.TimerHandle.__slots__) != {"_scheduled", "_when"}:  # pragma: no cover
+        raise unsupported("asyncio.TimerHandle changed its slots")
+    # Overridden here (reprs: _repr_info returns [class name, ...]).
+    for cls, names in ((asyncio.Handle, {"__init__", "cancel", "_repr_info", "__repr__"}),
+                       (asyncio.TimerHandle, {"__init__", "cancel", "_repr_info"})):
+        missing = names - _methods(cls)
+        if missing:  # pragma: no cover
+            raise unsupported(f"asyncio.{cls.__name__} no longer defines {sorted(missing)}")
+    threadsafe = _AsyncioThreadSafeHandle
+    if threadsafe is not None:
+        # ThreadsafeCallbackHandle derives from it for isinstance() only: it
+        # sets the one slot (_lock), overrides __init__/cancel/cancelled and
+        # inherits _run, which takes that lock and calls Handle._run (that
+        # calls our _LockedContext.run: an RLock, taken twice, is fine).
+        if threadsafe.__bases__ != (asyncio.Handle,):  # pragma: no cover
+            raise unsupported(f"{threadsafe!r} has bases {threadsafe.__bases__}")
+        slots = threadsafe.__dict__.get("__slots__")
+        if slots is None or set([slots] if isinstance(slots, str) else slots) != {"_lock"}:
+            raise unsupported(f"{threadsafe!r} has slots {slots!r}, hookloop expects ('_lock',)")
+        methods = _methods(threadsafe)
+        if methods != {"__init__", "cancel", "cancelled", "_run"}:  # pragma: no cover
+            raise unsupported(f"{threadsafe!r} defines {sorted(methods)}, hookloop expects "
+                              "['__init__', '_run', 'cancel', 'cancelled']")
+
+
+_check_layout()
 
 if _AsyncioThreadSafeHandle is not None:
     class _ThreadsafeBase(CallbackHandle, _AsyncioThreadSafeHandle):
@@ -155,22 +234,10 @@ class TimerCallbackHandle(asyncio.TimerHandle):
             self._loop._cancelled_timers += 1
         _cancel_handle(self)
 
+    def _repr_info(self) -> list[str]:
+        return _as_asyncio_repr_info(self, super()._repr_info())
+
 
 def extract_source(depth: int = 2) -> traceback.StackSummary:
     """The caller's stack, for ``Handle._source_traceback`` in debug mode."""
     return traceback.extract_stack(sys._getframe(depth), limit=10)
-
-
-def _check_layout() -> None:
-    expected = {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
-                "_context"}
-    have = set(asyncio.Handle.__slots__) - {"__weakref__"}
-    if have != expected:  # pragma: no cover - only on an incompatible CPython
-        raise ImportError(
-            f"asyncio.Handle has slots {sorted(have)}, hookloop expects {sorted(expected)}; "
-            "this Python version is not supported by this hookloop version")
-    if set(asyncio.TimerHandle.__slots__) != {"_scheduled", "_when"}:  # pragma: no cover
-        raise ImportError("asyncio.TimerHandle changed its slots; hookloop needs an update")
-
-
-_check_layout()
