@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import heapq
 import itertools
 import logging
@@ -81,6 +82,7 @@ logger = logging.getLogger("asyncio")
 _heappush = heapq.heappush
 _new = object.__new__
 _copy_context = contextvars.copy_context
+_partial = functools.partial
 _heappop = heapq.heappop
 _monotonic = time.monotonic
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
@@ -125,6 +127,19 @@ def _format_callback(callback: Any, args: tuple[Any, ...] | None) -> str:
     if code is not None:
         text += f" at {code.co_filename}:{code.co_firstlineno}"
     return text
+
+
+def io_callback_target(callback: Any) -> Any:
+    """What an fd-table entry calls: ``callback`` itself, or the callable
+    inside ``functools.partial(context.run, callable)`` (what
+    :meth:`EventLoop.watch_read` stores when given a context).  For naming
+    callbacks in reports; never called on the fast path."""
+    if type(callback) is _partial and not callback.keywords and len(callback.args) == 1:
+        run = callback.func
+        if (type(getattr(run, "__self__", None)) is contextvars.Context
+                and getattr(run, "__name__", None) == "run"):
+            return callback.args[0]
+    return callback
 
 
 def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
@@ -556,8 +571,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 self._run_io_instrumented(fd, record[1])
 
     def _run_io_instrumented(self, fd: int, callback: Callable[[], Any]) -> None:
+        target = io_callback_target(callback)
         for inst in self._instruments:
-            self._instrument_call(inst, inst.before_io_callback, fd, callback)
+            self._instrument_call(inst, inst.before_io_callback, fd, target)
         t0 = _monotonic()
         try:
             callback()
@@ -566,7 +582,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         finally:
             duration = _monotonic() - t0
             for inst in self._instruments:
-                self._instrument_call(inst, inst.after_io_callback, fd, callback, duration)
+                self._instrument_call(inst, inst.after_io_callback, fd, target, duration)
 
     def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
@@ -584,7 +600,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise exc
         self.call_exception_handler({
-            "message": f"Exception in I/O callback {_format_callback(callback, ())} for fd {fd}",
+            "message": (f"Exception in I/O callback "
+                        f"{_format_callback(io_callback_target(callback), ())} for fd {fd}"),
             "exception": exc,
             "fd": fd,
         })
@@ -785,22 +802,31 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
     # Watching file descriptors
     # ------------------------------------------------------------------
 
-    def watch_read(self, fd: int, callback: Callable[[], Any]) -> None:
+    def watch_read(self, fd: int, callback: Callable[[], Any],
+                   context: contextvars.Context | None = None) -> None:
         """Plugin API: call ``callback()`` whenever ``fd`` is readable.
 
-        The callback runs directly from the I/O dispatch (no ``Handle``, no
-        context switch): it is meant for plugins' bound methods.  It replaces
-        any previous reader of ``fd``.  Raises ``OSError``/``ValueError``
-        from the poller for a bad fd, leaving nothing registered.
+        The callback runs directly from the I/O dispatch (no ``Handle``): it
+        is meant for plugins' bound methods.  With ``context``, every call
+        runs in it (``context.run(callback)``, one C call: no Python frame
+        is added); a transport passes a copy of the context current when it
+        starts reading, as asyncio's ``add_reader`` captures one, so its
+        protocol callbacks see the context their connection was made in.
+        It replaces any previous reader of ``fd``.  Raises
+        ``OSError``/``ValueError`` from the poller for a bad fd, leaving
+        nothing registered.
         """
-        self._watch(fd, 0, callback)
+        self._watch(fd, 0, callback if context is None else _partial(context.run, callback))
 
-    def watch_write(self, fd: int, callback: Callable[[], Any]) -> None:
+    def watch_write(self, fd: int, callback: Callable[[], Any],
+                    context: contextvars.Context | None = None) -> None:
         """Plugin API: like :meth:`watch_read`, for writability."""
-        self._watch(fd, 1, callback)
+        self._watch(fd, 1, callback if context is None else _partial(context.run, callback))
 
     def unwatch_read(self, fd: int) -> Callable[[], Any] | None:
-        """Plugin API: stop watching ``fd`` for reading; return the callback."""
+        """Plugin API: stop watching ``fd`` for reading; return what was
+        watching it (the callback, or ``functools.partial(context.run,
+        callback)`` if it was given a context; see :func:`io_callback_target`)."""
         return self._unwatch(fd, 0)
 
     def unwatch_write(self, fd: int) -> Callable[[], Any] | None:

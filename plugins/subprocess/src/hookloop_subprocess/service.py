@@ -131,7 +131,7 @@ class SubprocessService:
         transport = SubprocessTransport(loop, self, self._watcher, protocol, popen)
         pid = popen.pid
         try:
-            self._watcher.watch(pid, transport._on_child_exit)
+            self._watcher.watch(pid, transport._exit_callback)
         except BaseException:
             # No way to hear of its exit: do not leave it running unwatched.
             transport._abandon()

@@ -33,6 +33,8 @@ pipe data, one ``call_soon`` per chunk, as asyncio does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 import signal
@@ -125,6 +127,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if popen.stderr is not None:
             self._pipes[2] = None
         self._extra["subprocess"] = popen
+        #: What the child watcher calls: :meth:`_on_child_exit` in a copy of
+        #: the context the process was started in, so ``process_exited``
+        #: sees that context whichever watcher (thread, pidfd, kqueue) runs.
+        self._exit_callback: Callable[..., None] = functools.partial(
+            contextvars.copy_context().run, self._on_child_exit)
 
     def __repr__(self) -> str:
         info = [type(self).__name__]
@@ -300,7 +307,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 returncode = UNKNOWN_RETURNCODE
         else:
             if status is None:
-                watcher.rearm(pid, self._on_child_exit)
+                watcher.rearm(pid, self._exit_callback)
                 return
             returncode = os.waitstatus_to_exitcode(status)
         watcher.unwatch(pid)

@@ -87,6 +87,10 @@ class TLSService:
             early = _take_read_ahead(protocol)
             if early:
                 tls.feed_early_ciphertext(early)
+        # Reading stops and starts again here, as with asyncio's start_tls:
+        # from now on the reads (and the app protocol's callbacks) run in
+        # a copy of the context of start_tls()'s caller.
+        transport.pause_reading()
         transport.set_protocol(tls)
         try:
             tls.connection_made(transport)

@@ -22,12 +22,23 @@ no ``Handle``, no hook call.  Protocol callbacks that are not driven by I/O
 asyncio schedules them, so their order relative to user callbacks is the
 same.
 
+**Contexts** are asyncio's, where its handles put them: ``connection_made``
+and ``connection_lost`` run in a copy of the context current when they are
+scheduled (``call_soon``); reads run in a copy taken when reading starts
+(``_begin``, scheduled when the transport is made) or resumes
+(``resume_reading``, in its caller's context); a flush of the write buffer
+in a copy taken by the ``write()`` that had to wait.  The fd table runs
+them as ``context.run(bound_method)``: one ``Context.run`` per event, no
+extra Python frame.  So a protocol sees the context its connection was
+made in, and what one connection sets never reaches another.
+
 What this module must never do: touch a socket API beyond ``_send``,
 ``_sendv`` and ``close`` of the fd object, or know about TLS.
 """
 from __future__ import annotations
 
 import collections
+import contextvars
 import logging
 import os
 import warnings
@@ -35,6 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 logger = logging.getLogger("asyncio")
+_copy_context = contextvars.copy_context
 
 #: Default high water mark of the write buffer (asyncio's: 64 KiB).
 DEFAULT_HIGH_WATER = 64 * 1024
@@ -285,6 +297,7 @@ class ReadControl(TransportCore):
 
     _reading: bool
     _reader: Callable[[], Any]
+    _read_context: contextvars.Context | None
 
     def is_reading(self) -> bool:
         return self._reading and not self._closing
@@ -293,6 +306,7 @@ class ReadControl(TransportCore):
         if self._closing or not self._reading:
             return
         self._reading = False
+        self._read_context = None  # resume_reading takes a new one
         self._loop.unwatch_read(self._fd)
         if self._loop.get_debug():
             logger.debug("%r pauses reading", self)
@@ -301,11 +315,17 @@ class ReadControl(TransportCore):
         if self._closing or self._reading:
             return
         self._reading = True
-        self._loop.watch_read(self._fd, self._reader)
+        # asyncio's resume_reading adds a new reader handle, which copies
+        # the context of the caller: so do we.
+        self._read_context = _copy_context()
+        self._loop.watch_read(self._fd, self._reader, self._read_context)
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
 
     def _stop_reading(self) -> None:
+        # The context goes with the reads, as asyncio's reader handle does:
+        # a closed transport keeps no request-scoped values alive.
+        self._read_context = None
         if self._reading:
             self._loop.unwatch_read(self._fd)
 
@@ -313,10 +333,16 @@ class ReadControl(TransportCore):
         """After ``connection_made``: start reading (unless paused or
         closed already), then wake ``waiter``.  A poller may refuse an fd it
         cannot poll (epoll: ``/dev/null``): the transport is closed then and
-        the waiter gets the error."""
+        the waiter gets the error.
+
+        Runs from the ready queue, scheduled when the transport was made,
+        so the reads run in a copy of the context the transport was made in
+        (a separate one from ``connection_made``'s copy, as with asyncio).
+        """
         if self.is_reading():
+            self._read_context = _copy_context()
             try:
-                self._loop.watch_read(self._fd, self._reader)
+                self._loop.watch_read(self._fd, self._reader, self._read_context)
             except OSError as exc:
                 self._force_close(exc)
                 if waiter is not None and not waiter.cancelled():
@@ -404,7 +430,9 @@ class BufferedWriter(TransportCore):
         if sent == len(data):
             return
         self._append(memoryview(data)[sent:] if sent else data)
-        self._loop.watch_write(self._fd, self._on_writable)
+        # Like asyncio's add_writer here: the flush runs in a copy of the
+        # writer's context (resume_writing sees it).
+        self._loop.watch_write(self._fd, self._on_writable, _copy_context())
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Iterable[Any]) -> None:
@@ -459,7 +487,7 @@ class BufferedWriter(TransportCore):
         self._consume(sent)
         if self._buffer_size:
             if first:
-                self._loop.watch_write(self._fd, self._on_writable)
+                self._loop.watch_write(self._fd, self._on_writable, _copy_context())
             return
         if not first:
             self._loop.unwatch_write(self._fd)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import logging
 import socket
 import threading
@@ -92,8 +93,10 @@ class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransp
         loop.call_soon(self._begin, waiter)
 
     def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
+        # Scheduled at creation: reads run in a copy of the context the
+        # endpoint was made in, as asyncio's reader handle does.
         if not self._closing:
-            self._loop.watch_read(self._fd, self._on_readable)
+            self._loop.watch_read(self._fd, self._on_readable, contextvars.copy_context())
             self._reading = True
         wake_waiter(waiter)
 
@@ -153,7 +156,7 @@ class DatagramTransport(TransportCore, asyncio.Transport, asyncio.DatagramTransp
                 self._send_one(data, addr)
                 return
             except (BlockingIOError, InterruptedError):
-                self._loop.watch_write(self._fd, self._on_writable)
+                self._loop.watch_write(self._fd, self._on_writable, contextvars.copy_context())
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return

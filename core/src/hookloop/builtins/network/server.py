@@ -18,6 +18,7 @@ leave a listening socket open once ``close()`` returned.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import itertools
 import logging
@@ -51,7 +52,9 @@ class Listener:
         self.resume_handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self.server._loop.watch_read(self.fd, self.on_acceptable)
+        # As asyncio's accept reader handle: accepting runs in a copy of the
+        # context that started serving (create_server, start_serving()...).
+        self.server._loop.watch_read(self.fd, self.on_acceptable, contextvars.copy_context())
 
     def stop(self) -> None:
         if self.resume_handle is not None:
@@ -61,7 +64,9 @@ class Listener:
 
     def on_acceptable(self) -> None:
         server = self.server
+        accepted = server._accepted
         accept = self.sock.accept
+        copy_context = contextvars.copy_context
         for _ in range(server._backlog):
             try:
                 conn, address = accept()
@@ -72,7 +77,11 @@ class Listener:
                     raise
                 self._rest(exc)
                 return
-            server._accepted(conn, address)
+            # Each connection gets its own copy, as asyncio's task per
+            # accepted connection has: the protocol factory and every
+            # callback of that connection see the server's context, and
+            # what one connection sets stays out of the others.
+            copy_context().run(accepted, conn, address)
 
     def _rest(self, exc: OSError) -> None:
         loop = self.server._loop

@@ -56,7 +56,7 @@ class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_buffer",
                  "_buffer_size", "_eof_written", "_sendfile_waiter", "_send", "_sendv", "_sock",
-                 "_reading", "_reader", "_recv", "_recv_into", "__weakref__")
+                 "_reading", "_reader", "_read_context", "_recv", "_recv_into", "__weakref__")
 
     _write_error_message = "Fatal write error on socket transport"
     #: ``loop.start_tls()`` may put TLS on top of this transport.
@@ -77,6 +77,7 @@ class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
         self._recv_into = sock.recv_into
         self._reading = True
         self._reader = self._pick_reader(protocol)
+        self._read_context = None  # set when reading starts (_begin)
         set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._begin, waiter)
@@ -92,8 +93,10 @@ class SocketTransport(BufferedWriter, ReadControl, asyncio.Transport):
         reader = self._pick_reader(protocol)
         if reader != self._reader:
             self._reader = reader
-            if self._reading and not self._closing:
-                self._loop.watch_read(self._fd, reader)
+            # Same context as before: asyncio's reader handle stays.  Before
+            # _begin, nothing is watched yet and _begin will use the new one.
+            if self._reading and not self._closing and self._read_context is not None:
+                self._loop.watch_read(self._fd, reader, self._read_context)
         self._protocol = protocol
 
     def _on_readable(self) -> None:
