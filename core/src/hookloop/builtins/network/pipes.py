@@ -47,6 +47,7 @@ refused, never read before ``connection_made`` ran, and never block.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import functools
 import logging
@@ -152,7 +153,7 @@ class ReadPipeTransport(PipeAttribute, ReadControl, asyncio.ReadTransport):
     # stdout pipe).  Slot access is not slowed by it.
     __slots__ = ("_loop", "_fileobj", "_fd", "_protocol", "_closing", "_lost", "_lost_writes",
                  "_high_water", "_low_water", "_protocol_paused", "_server", "_reading",
-                 "_reader", "_begun", "__weakref__", "__dict__")
+                 "_reader", "_read_context", "_begun", "__weakref__", "__dict__")
 
     #: The most one read takes (asyncio's read pipe has this attribute too).
     max_size = MAX_READ
@@ -257,8 +258,10 @@ class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.Transport):
                           f"bufsize={self.get_write_buffer_size()}")
 
     def _begin(self, waiter: asyncio.Future[Any] | None) -> None:
+        # Scheduled at creation, as asyncio's reader of a write pipe: what
+        # it triggers (connection_lost) sees a copy of the creator's context.
         if self._watch_reader and not self._closing:
-            self._loop.watch_read(self._fd, self._on_reader_closed)
+            self._loop.watch_read(self._fd, self._on_reader_closed, contextvars.copy_context())
         wake_waiter(waiter)
 
     def _stop_reading(self) -> None:
