@@ -124,6 +124,12 @@ def _take_read_ahead(protocol: Any) -> bytes:
     the handshake would wait for bytes that already came.  asyncio moves them
     the same way since 3.14 (gh-142352), through the same reader attributes
     (``_stream_reader``, its ``_buffer``), present from 3.11 on.
+
+    asyncio offers no public way to reach a ``StreamReaderProtocol``'s reader
+    or to take its buffered bytes without awaiting, so this reads private
+    attributes: the one line below that does is an exception to rule 1 named,
+    with this reason, in ``tests/test_source_rules.py`` (exact line text; any
+    other such access fails the scan).
     """
     if not isinstance(protocol, asyncio.StreamReaderProtocol):
         return b""
