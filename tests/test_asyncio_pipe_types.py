@@ -11,16 +11,13 @@ which raise ``NotImplementedError``.
 Each test runs the same program on asyncio's own loop and on a hookloop loop of
 every backend and compares the observations.  Normalised, because they
 legitimately differ: the transports' class names (asyncio's are its own
-private classes) and the fd numbers.  Two known differences are left out of
-the comparison and each has its strict xfail below, naming what it waits for.
+private classes) and the fd numbers.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-
-import pytest
 
 import hookloop
 
@@ -29,8 +26,6 @@ PUBLIC_TYPES = [asyncio.BaseTransport, asyncio.ReadTransport, asyncio.WriteTrans
 # Every public name of asyncio's transport classes, and the pipes' own.
 NAMES = sorted({n for cls in PUBLIC_TYPES for n in dir(cls) if not n.startswith("_")}
                | {"max_size"})
-# Left out of the comparison, each with its xfail test below.
-PENDING = {("read", "abort"), ("write", "is_reading")}
 ZERO_ARG = ["is_reading", "pause_reading", "resume_reading", "is_closing", "can_write_eof",
             "get_write_buffer_size", "get_write_buffer_limits", "get_read_buffer_size",
             "get_read_buffer_limits", "get_protocol"]
@@ -87,15 +82,12 @@ def surface(seen, kind, transport, state):
     if state == "open":
         seen.append((label + " types", [c.__name__ for c in PUBLIC_TYPES
                                         if isinstance(transport, c)]))
-        seen.append((label + " names", [n for n in NAMES if hasattr(transport, n)
-                                        and (kind, n) not in PENDING]))
-        seen.append((label + " dir", [n for n in dir(transport) if not n.startswith("_")
-                                      and (kind, n) not in PENDING]))
+        seen.append((label + " names", [n for n in NAMES if hasattr(transport, n)]))
+        seen.append((label + " dir", [n for n in dir(transport) if not n.startswith("_")]))
         seen.append((label + " missing", [outcome(getattr, transport, n)[0] for n in NAMES
-                                          if not hasattr(transport, n)
-                                          and (kind, n) not in PENDING]))
+                                          if not hasattr(transport, n)]))
     for name in ZERO_ARG:
-        if (kind, name) not in PENDING and hasattr(transport, name):
+        if hasattr(transport, name):
             seen.append((f"{label} {name}()", outcome(getattr(transport, name))))
 
 
@@ -239,40 +231,34 @@ def test_pipe_reprs_after_the_loop_closed_are_asyncios(hookloop_backend):
         "<ReadPipeTransport fd=N open>", "<WritePipeTransport fd=N open>"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs hookloop-subprocess's SubprocessTransport._abandon to stop calling "
-    "pipe.abort() on read pipes (asyncio's read pipe has no abort)"))
 def test_read_pipe_has_no_abort_as_asyncios(hookloop_backend):
     async def program(loop):
         r, w = os.pipe()
         rfile = open(r, "rb", 0)
-        rt, rp = await loop.connect_read_pipe(asyncio.Protocol, rfile)
+        rt, rp = await loop.connect_read_pipe(lambda: Recorder([], "read"), rfile)
         try:
             return hasattr(rt, "abort"), outcome(getattr, rt, "abort")[0]
         finally:
             rt.close()
             os.close(w)
-            await asyncio.sleep(0.01)
+            await rp.lost
 
     expected, got = run_both(hookloop_backend, program)
     assert expected == (False, "AttributeError")
     assert got == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs loop.sendfile()'s fallback (_WriteGate in builtins/network/sendfile.py) to "
-    "treat NotImplementedError from is_reading() as 'not reading'"))
 def test_write_pipe_is_reading_raises_not_implemented_as_asyncios(hookloop_backend):
     async def program(loop):
         r, w = os.pipe()
         wfile = open(w, "wb", 0)
-        wt, wp = await loop.connect_write_pipe(asyncio.Protocol, wfile)
+        wt, wp = await loop.connect_write_pipe(lambda: Recorder([], "write"), wfile)
         try:
             return hasattr(wt, "is_reading"), outcome(getattr(wt, "is_reading", None))
         finally:
             wt.close()
             os.close(r)
-            await asyncio.sleep(0.01)
+            await wp.lost
 
     expected, got = run_both(hookloop_backend, program)
     assert expected == (True, ("NotImplementedError", ""))

@@ -353,13 +353,19 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def _abandon(self) -> None:
         """The loop closes with this child still running: abort its pipe
-        transports, close our ends of its pipes, kill it and reap it (a
-        thread finishes the job if it does not die within a second)."""
+        transports (close a read pipe: it has nothing to flush, and, as
+        asyncio's, no abort()), close our ends of its pipes, kill it and
+        reap it (a thread finishes the job if it does not die within a
+        second)."""
         self._closed = True
         for proto in self._pipes.values():
             if proto is not None and proto.pipe is not None:
+                pipe = proto.pipe
                 try:
-                    proto.pipe.abort()
+                    if isinstance(pipe, asyncio.WriteTransport):
+                        pipe.abort()
+                    else:
+                        pipe.close()
                 except RuntimeError:
                     # "Event loop is closed": the transport is lost (aborted)
                     # but its connection_lost cannot be scheduled any more,

@@ -34,11 +34,9 @@ so ``isinstance(t, asyncio.Transport)`` holds and ``pause_reading()``/
 is not bytes, bytearray or memoryview with asyncio's ``AssertionError``.
 Their reprs have asyncio's fields (``closed``/``closing``, ``fd=``,
 ``polling``/``idle``, a write pipe's ``bufsize=``; ``open`` once the loop
-is closed).  Two differences remain, each waiting for a change elsewhere
-(strict xfails in tests/test_asyncio_pipe_types.py): the read pipe still
-has ``abort()`` (hookloop-subprocess aborts its read pipes), and the write
-pipe has no ``is_reading()`` (loop.sendfile()'s fallback to a write pipe
-would fail on asyncio's NotImplementedError).
+is closed).  As there, the read pipe has no ``abort()`` (its ``close()``
+has nothing to flush), and the write pipe's ``is_reading()`` is
+``ReadTransport``'s, raising ``NotImplementedError``.
 
 Lifecycle, flow control and the write buffer are :mod:`.base`'s; this
 module adds only what is pipe-specific.  It must never close a pipe it
@@ -158,9 +156,9 @@ class ReadPipeTransport(PipeAttribute, ReadControl, asyncio.ReadTransport):
     #: The most one read takes (asyncio's read pipe has this attribute too).
     max_size = MAX_READ
 
-    # asyncio's read pipe is a ReadTransport only: none of the write side.
-    # (abort() is absent there too; here it stays until hookloop-subprocess
-    # stops calling it on its read pipes: see the module docstring.)
+    # asyncio's read pipe is a ReadTransport only: none of the write side,
+    # and no abort() (close() has nothing to flush).
+    abort = _Absent()
     get_write_buffer_size = _Absent()
     get_write_buffer_limits = _Absent()
     set_write_buffer_limits = _Absent()
@@ -227,14 +225,6 @@ class WritePipeTransport(PipeAttribute, BufferedWriter, asyncio.Transport):
                  "_watch_reader", "__weakref__", "__dict__")  # "__dict__": see ReadPipeTransport
 
     _write_error_message = "Fatal write error on pipe transport"
-
-    # asyncio's write pipe inherits ReadTransport.is_reading(), which raises
-    # NotImplementedError.  Not yet here: loop.sendfile() to a write pipe (a
-    # hookloop extension; asyncio refuses it) calls is_reading() on it and
-    # does not expect that.  Until sendfile catches it, the name stays
-    # absent, as before (tests/test_asyncio_pipe_types.py has a strict xfail
-    # for it).
-    is_reading = _Absent()
 
     def __init__(self, loop: Any, pipe: Any, protocol: Any,
                  waiter: asyncio.Future[Any] | None = None,

@@ -222,8 +222,7 @@ class _WriteGate(asyncio.Protocol):
         self._loop = loop
         self._transport = transport
         self._protocol = transport.get_protocol()
-        is_reading = getattr(transport, "is_reading", None)  # a write pipe has none
-        self._resume_reading = is_reading is not None and is_reading()
+        self._resume_reading = _is_reading(transport)
         # Paused before we came: the resume_writing that ends it is ours.
         self._was_paused = bool(getattr(transport, "_protocol_paused", False))
         self._resumed: asyncio.Future[None] | None = (
@@ -270,6 +269,16 @@ class _WriteGate(asyncio.Protocol):
             transport.resume_reading()
         if self._was_paused:
             self._protocol.resume_writing()
+
+
+def _is_reading(transport: Any) -> bool:
+    """Whether ``transport`` reads now.  A write pipe does not: its
+    ``is_reading()`` is ``asyncio.ReadTransport``'s, which raises
+    ``NotImplementedError`` (as asyncio's write pipe's does)."""
+    try:
+        return transport.is_reading()
+    except NotImplementedError:
+        return False
 
 
 def _seekable(file: Any) -> bool:
