@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -241,6 +242,190 @@ def test_unregister_stops_events(poller: Poller, pair: tuple[socket.socket, ...]
     assert registered(poller) == 0
     assert a.fileno() not in ready(poller)
     assert a.fileno() not in ready(poller, 0.01)
+
+
+# --------------------------------------------------------------------------
+# The interest rules of hookloop.poller: re-register, unknown fds
+# --------------------------------------------------------------------------
+
+def both(poller: Poller, fd: int, mask: int) -> int:
+    """Wait for a bit of ``mask`` on ``fd``, then OR in one more ``poll(0)``:
+    the directions reported right now (select reports them as two pairs)."""
+    return wait_for(poller, fd, mask) | ready(poller).get(fd, 0)
+
+
+def directions(poller: Poller, events: int) -> int:
+    """Native ``events`` as the core's READ/WRITE mask."""
+    return (READ if events & poller.READABLE else 0) | (WRITE if events & poller.WRITABLE else 0)
+
+
+@pytest.mark.parametrize("poll_between", [True, False],
+                         ids=["applied", "before-any-poll"])
+def test_register_again_replaces_the_mask(poller: Poller, pair: tuple[socket.socket, ...],
+                                          poll_between: bool) -> None:
+    """Rule: ``register`` of an fd already registered *replaces* its mask.
+
+    The new mask is not OR-ed into the old one (the fd is readable and
+    writable all along, so a direction kept by mistake shows), the fd stays
+    registered once, and one ``unregister`` removes it.  Both when the first
+    registration has reached the kernel (a poll in between) and when it has
+    not (kqueue batches changes until the next poll)."""
+    a, b = pair
+    fd = a.fileno()
+    b.send(b"x")  # from now on `a` is readable and writable
+    steps = [(READ, "READ"), (WRITE, "WRITE"), (READ | WRITE, "READ|WRITE"), (READ, "READ"),
+             (WRITE, "WRITE")]
+    for i, (mask, label) in enumerate(steps):
+        poller.register(fd, mask)
+        assert registered(poller) == 1, f"register({label}) of a registered fd added an entry"
+        if not poll_between and i < len(steps) - 1:
+            continue  # only the last mask is looked at, all changes in one batch
+        got = directions(poller, both(poller, fd, poller.READABLE | poller.WRITABLE))
+        assert got == mask, (f"after register({label}) the fd is reported for "
+                             f"{got:#x}, not {mask:#x}: the old mask was kept")
+    poller.unregister(fd)
+    assert registered(poller) == 0
+    assert fd not in ready(poller), "one unregister() left part of a re-registered fd"
+
+
+def test_modify_of_an_unregistered_fd_raises_file_not_found(
+        poller: Poller, pair: tuple[socket.socket, ...]) -> None:
+    """Rule: ``modify`` of an fd not registered raises ``FileNotFoundError``.
+
+    For an open fd never registered and for one registered then
+    unregistered; in neither case does the failed call register anything
+    (the fd is readable and writable, so a registration would be reported),
+    and the fd can be registered normally afterwards."""
+    a, b = pair
+    fd = a.fileno()
+    b.send(b"x")  # `a` is readable and writable
+    for when in ("never registered", "unregistered"):
+        with pytest.raises(FileNotFoundError):
+            poller.modify(fd, READ | WRITE)
+        assert registered(poller) == 0, f"modify() of an fd {when} registered it"
+        assert fd not in ready(poller), f"modify() of an fd {when} registered it"
+        poller.register(fd, READ)
+        events = both(poller, fd, poller.READABLE)
+        assert events & poller.READABLE and not events & poller.WRITABLE, \
+            f"the failed modify() of an fd {when} left its mask behind"
+        assert registered(poller) == 1
+        poller.unregister(fd)
+        assert fd not in ready(poller)
+
+
+def test_unregister_of_an_unknown_fd_does_nothing(poller: Poller,
+                                                  pair: tuple[socket.socket, ...]) -> None:
+    """Rule: ``unregister`` of an unknown fd does nothing.
+
+    No exception, and nothing changes: the statistics are the same before
+    and after, the other registrations keep being reported, the fd is not
+    reported, and it can be registered normally afterwards.  Unknown means
+    an open fd never registered, an fd unregistered already, and a number
+    that is no open fd at all."""
+    a, b = pair
+    witness = b.fileno()
+    poller.register(witness, WRITE)
+    assert wait_for(poller, witness, poller.WRITABLE)
+    fd = a.fileno()
+    b.send(b"x")  # `a` is readable and writable: a registration would show
+
+    def unknown(number: int, what: str) -> None:
+        before = poller.statistics()
+        poller.unregister(number)
+        assert poller.statistics() == before, f"unregister() of {what} changed the statistics"
+        events = both(poller, witness, poller.WRITABLE)
+        assert events & poller.WRITABLE, f"unregister() of {what} dropped another fd"
+        assert number not in ready(poller)
+        assert registered(poller) == 1
+
+    unknown(fd, "an open fd never registered")
+    poller.register(fd, READ)
+    assert wait_for(poller, fd, poller.READABLE)
+    poller.unregister(fd)
+    unknown(fd, "an fd unregistered already")
+    unknown(closed_fd(), "a number that is no open fd")
+    poller.register(fd, READ)
+    events = both(poller, fd, poller.READABLE)
+    assert events & poller.READABLE and not events & poller.WRITABLE
+    assert registered(poller) == 2
+
+
+# --------------------------------------------------------------------------
+# Regular files
+# --------------------------------------------------------------------------
+
+#: poller.py: "A regular file is refused by epoll (PermissionError) and
+#: reported always ready by select and poll, as the kernels do."
+REGULAR_FILE_RULE = {"epoll": "refused", "select": "always ready", "poll": "always ready"}
+
+
+@pytest.fixture
+def regular_files(tmp_path: Path) -> Iterator[dict[str, int]]:
+    """Open regular files (read and write): ``empty`` and ``data`` (3 bytes)."""
+    fds: dict[str, int] = {}
+    try:
+        for name, content in (("empty", b""), ("data", b"abc")):
+            path = tmp_path / name
+            path.write_bytes(content)
+            fds[name] = os.open(path, os.O_RDWR)
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def test_regular_file(hookloop_backend: str, poller: Poller, regular_files: dict[str, int],
+                      pair: tuple[socket.socket, ...]) -> None:
+    """Rule: a regular file is refused by epoll (``PermissionError``) and
+    reported always ready by select and poll.
+
+    epoll: ``register`` raises ``PermissionError`` for every mask and leaves
+    nothing registered.  select and poll: ``register`` is accepted and the
+    file is reported at once, in exactly the directions registered, whether
+    it is empty, has data, or has been read to its end.  A backend the rule
+    does not name (kqueue reports a file readable while its offset is not at
+    the end) must do one of the two for a file with data registered for
+    both directions: refuse it as epoll does, or report it in both masks.
+    Either way the poller keeps working for sockets."""
+    rule = REGULAR_FILE_RULE.get(hookloop_backend)
+    data = regular_files["data"]
+    if rule is None:
+        try:
+            poller.register(data, READ | WRITE)
+        except PermissionError:
+            rule = "refused"
+        else:
+            events = both(poller, data, poller.READABLE | poller.WRITABLE)
+            assert directions(poller, events) == READ | WRITE, \
+                "a regular file with data was accepted, then not reported in both masks"
+            poller.unregister(data)
+    if rule == "refused":
+        for name, fd in regular_files.items():
+            for mask in (READ, WRITE, READ | WRITE):
+                with pytest.raises(PermissionError):
+                    poller.register(fd, mask)
+                assert registered(poller) == 0, f"a refused regular file ({name}) was registered"
+                assert poller.poll(0) == [], f"a refused regular file ({name}) is reported"
+    elif rule == "always ready":
+        for name, fd in regular_files.items():
+            for mask in (READ, WRITE, READ | WRITE):
+                poller.register(fd, mask)
+                assert registered(poller) == 1
+                got = directions(poller, ready(poller).get(fd, 0))
+                assert got == mask, (f"a regular file ({name}) registered for {mask:#x} is "
+                                     f"reported for {got:#x} by poll(0)")
+                poller.unregister(fd)
+                assert fd not in ready(poller)
+        # At its end a file is still "ready": read() would return b"" at once.
+        os.lseek(data, 0, os.SEEK_END)
+        poller.register(data, READ)
+        assert directions(poller, ready(poller).get(data, 0)) == READ
+        poller.unregister(data)
+    assert registered(poller) == 0
+    a, b = pair
+    poller.register(a.fileno(), READ)
+    b.send(b"x")
+    assert wait_for(poller, a.fileno(), poller.READABLE), "the poller stopped working"
 
 
 # --------------------------------------------------------------------------
