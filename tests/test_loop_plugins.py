@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import re
 import socket
 
 import pytest
+from net_helpers import refused_address
 
 import hookloop
 from hookloop.poller import Poller
+from hookloop.testing import ExceptionRecorder, checked_loop
 
 
 def test_loop_is_abstract_event_loop(hookloop_loop, hookloop_backend):
@@ -37,14 +41,20 @@ def test_every_abstract_method_is_implemented():
     assert missing == []
 
 
-def _plugin_calls():
-    """Each coroutine method served by a plugin, with plausible arguments."""
+def _plugin_calls(address=("127.0.0.1", 9)):
+    """Each coroutine method served by a plugin, with plausible arguments;
+    ``address`` is where the connecting calls connect to."""
     def sock():
         return socket.socket()
 
+    def connected(res):
+        a, b = socket.socketpair()
+        res(b)
+        return a
+
     return {
         "create_connection": lambda loop, res: loop.create_connection(
-            asyncio.Protocol, "127.0.0.1", 9),
+            asyncio.Protocol, *address),
         "create_server": lambda loop, res: loop.create_server(asyncio.Protocol, "127.0.0.1", 0),
         "create_unix_connection": lambda loop, res: loop.create_unix_connection(
             asyncio.Protocol, "/nonexistent/socket"),
@@ -53,7 +63,7 @@ def _plugin_calls():
         "create_datagram_endpoint": lambda loop, res: loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)),
         "connect_accepted_socket": lambda loop, res: loop.connect_accepted_socket(
-            asyncio.Protocol, res(sock())),
+            asyncio.Protocol, res(connected(res))),
         "sendfile": lambda loop, res: loop.sendfile(None, None),
         "connect_read_pipe": lambda loop, res: loop.connect_read_pipe(asyncio.Protocol, None),
         "connect_write_pipe": lambda loop, res: loop.connect_write_pipe(asyncio.Protocol, None),
@@ -63,8 +73,8 @@ def _plugin_calls():
         "sock_recvfrom_into": lambda loop, res: loop.sock_recvfrom_into(
             res(sock()), bytearray(10)),
         "sock_sendall": lambda loop, res: loop.sock_sendall(res(sock()), b"x"),
-        "sock_sendto": lambda loop, res: loop.sock_sendto(res(sock()), b"x", ("127.0.0.1", 9)),
-        "sock_connect": lambda loop, res: loop.sock_connect(res(sock()), ("127.0.0.1", 9)),
+        "sock_sendto": lambda loop, res: loop.sock_sendto(res(sock()), b"x", address),
+        "sock_connect": lambda loop, res: loop.sock_connect(res(sock()), address),
         "sock_accept": lambda loop, res: loop.sock_accept(res(sock())),
         "sock_sendfile": lambda loop, res: loop.sock_sendfile(res(sock()), None),
         "start_tls": lambda loop, res: loop.start_tls(None, None, None),
@@ -177,10 +187,50 @@ def test_missing_network_plugin_error_when_disabled(hookloop_backend, method):
     assert repr(plugin) in str(exc)
 
 
-@pytest.mark.parametrize("method", SERVED_BY_CORE)
-def test_network_methods_served_by_builtin_plugins(hookloop_loop, method):
-    # With the builtin plugins in place, the same calls reach a real
-    # implementation: whatever they raise, it is not "missing plugin".
+def _served_by_builtins_expected(address):
+    """What each call of :func:`_plugin_calls` does when the builtin plugins
+    serve it, as :func:`_served_outcome` describes it: exactly what
+    asyncio's loop does with the same arguments (the sockets are blocking,
+    unconnected TCP sockets; ``address`` refuses connections)."""
+    def os_error(kind, code, strerror=None):
+        return ("raises", kind, code, os.strerror(code) if strerror is None else strerror)
+
+    def no_attribute(name):
+        return ("raises", AttributeError, None, f"'NoneType' object has no attribute '{name}'")
+
+    not_connected = os_error(OSError, errno.ENOTCONN)
+    return {
+        "connect_accepted_socket": ("transport", "stream", asyncio.Protocol, False, True),
+        "connect_read_pipe": no_attribute("fileno"),
+        "connect_write_pipe": no_attribute("fileno"),
+        "create_connection": os_error(ConnectionRefusedError, errno.ECONNREFUSED,
+                                      f"Connect call failed {address}"),
+        "create_datagram_endpoint": ("transport", "datagram",
+                                     asyncio.DatagramProtocol, False, True),
+        "create_server": ("server", True, (("127.0.0.1", socket.AF_INET),), False, ()),
+        "create_unix_connection": os_error(FileNotFoundError, errno.ENOENT),
+        "create_unix_server": os_error(FileNotFoundError, errno.ENOENT),
+        "getaddrinfo": ("returns", socket.getaddrinfo("localhost", 80)),
+        "getnameinfo": ("returns", socket.getnameinfo(("127.0.0.1", 80), 0)),
+        "sendfile": no_attribute("is_closing"),
+        "sock_accept": os_error(OSError, errno.EINVAL),
+        "sock_connect": os_error(ConnectionRefusedError, errno.ECONNREFUSED),
+        "sock_recv": not_connected,
+        "sock_recv_into": not_connected,
+        "sock_recvfrom": not_connected,
+        "sock_recvfrom_into": not_connected,
+        "sock_sendall": os_error(BrokenPipeError, errno.EPIPE),
+        "sock_sendfile": no_attribute("readinto"),
+        "sock_sendto": os_error(BrokenPipeError, errno.EPIPE),
+    }
+
+
+def _served_outcome(loop, method, address):
+    """Run one call of :func:`_plugin_calls` on ``loop``: the exception it
+    raised (exact type, errno, strerror or message), or what it made, closed
+    again (stream or datagram, protocol type, is_closing before and after close;
+    a server's is_serving, addresses and families before, is_serving and
+    sockets after close; anything else as it is)."""
     resources = []
 
     def res(obj):
@@ -188,24 +238,48 @@ def test_network_methods_served_by_builtin_plugins(hookloop_loop, method):
         return obj
 
     async def main():
-        coro = _plugin_calls()[method](hookloop_loop, res)
         try:
-            result = await asyncio.wait_for(coro, 5)
-        except hookloop.PluginMissingError:
-            raise
-        except (TimeoutError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-            return exc
-        # A transport or server was made: close it.
-        for obj in result if isinstance(result, tuple) else (result,):
-            close = getattr(obj, "close", None)
-            if callable(close) and not isinstance(obj, socket.socket):
-                close()
-        if hasattr(result, "wait_closed"):
+            result = await asyncio.wait_for(_plugin_calls(address)[method](loop, res), 10)
+        except OSError as exc:
+            return ("raises", type(exc), exc.errno, exc.strerror)
+        except Exception as exc:
+            return ("raises", type(exc), None, str(exc))
+        if isinstance(result, asyncio.AbstractServer):
+            before = (result.is_serving(),
+                      tuple((s.getsockname()[0], s.family) for s in result.sockets))
+            result.close()
             await result.wait_closed()
-        return result
+            return ("server", *before, result.is_serving(), tuple(result.sockets))
+        if isinstance(result, tuple) and isinstance(result[0], asyncio.BaseTransport):
+            transport, protocol = result
+            # By what it offers: asyncio's own datagram transport is no
+            # asyncio.DatagramTransport before 3.13.
+            kind = "datagram" if hasattr(transport, "sendto") else "stream"
+            closing = transport.is_closing()
+            transport.close()
+            return ("transport", kind, type(protocol), closing, transport.is_closing())
+        return ("returns", result)
 
     try:
-        hookloop_loop.run_until_complete(main())
+        return loop.run_until_complete(main())
     finally:
         for r in resources:
             r.close()
+
+
+@pytest.fixture
+def asyncio_loop():
+    """asyncio's own loop, to run the same calls on and compare with; fails on
+    unclaimed exception handler calls as ``hookloop_loop`` does."""
+    yield from checked_loop(asyncio.new_event_loop(), ExceptionRecorder())
+
+
+@pytest.mark.parametrize("method", SERVED_BY_CORE)
+def test_network_methods_served_by_builtin_plugins(hookloop_loop, asyncio_loop, method):
+    # With the builtin plugins in place, the same calls reach a real
+    # implementation and do exactly what they do on asyncio's loop: the same
+    # exception (type, errno, message) or the same kind of object made.
+    with refused_address() as address:
+        expected = _served_by_builtins_expected(address)[method]
+        assert _served_outcome(asyncio_loop, method, address) == expected
+        assert _served_outcome(hookloop_loop, method, address) == expected

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 
 import pytest
@@ -19,7 +21,16 @@ from net_helpers import (
     start_server,
 )
 
+from hookloop.testing import ExceptionRecorder, checked_loop
+
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
+
+
+@pytest.fixture
+def asyncio_loop():
+    """asyncio's own loop, to run the same program on and compare with; fails
+    on unclaimed exception handler calls as ``hookloop_loop`` does."""
+    yield from checked_loop(asyncio.new_event_loop(), ExceptionRecorder())
 
 
 async def _echo_once(loop, address, payload=b"ping"):
@@ -259,15 +270,60 @@ def test_server_close_keeps_accepted_connections(hookloop_loop):
     run(hookloop_loop, main())
 
 
-def test_server_close_twice(hookloop_loop):
+def _close_twice(loop):
+    """Close a server, occupy its listening fd's number with another file,
+    close the server again: what each close (and wait_closed) left behind."""
     async def main():
-        server, _, _ = await start_server(hookloop_loop)
-        server.close()
-        server.close()
-        await server.wait_closed()
-        await server.wait_closed()
+        server, addr, _ = await start_server(loop)
+        fd = server.sockets[0].fileno()
 
-    run(hookloop_loop, main())
+        async def state():
+            try:
+                tr, _ = await connect(loop, addr)
+            except ConnectionRefusedError:
+                refused = True
+            else:  # a listener left open
+                tr.close()
+                refused = False
+            return (server.is_serving(), server.sockets, refused)
+
+        server.close()
+        waited = await server.wait_closed()
+        with pytest.raises(OSError) as freed:
+            os.fstat(fd)  # the listening socket was closed: its number is free
+        first = (waited, await state())
+        # The number now names another file; a second close() must not touch it.
+        r, w = os.pipe()
+        try:
+            os.dup2(r, fd)
+            inode = os.fstat(r).st_ino
+            server.close()
+            second = (await server.wait_closed(), await state())
+            try:
+                still_ours = os.fstat(fd).st_ino == inode
+            except OSError:
+                still_ours = False
+        finally:
+            for n in {fd, r, w}:
+                try:
+                    os.close(n)
+                except OSError:
+                    pass
+        return first, freed.value.errno, second, still_ours
+
+    return run(loop, main())
+
+
+def test_server_close_twice(hookloop_loop, asyncio_loop):
+    # The first close() stops serving, forgets the sockets and closes the
+    # listener (new connections are refused, its fd number is free); a
+    # second close() changes nothing and closes nothing (not a file that
+    # has taken that number since); wait_closed() returns after each.  Same
+    # program, same observation on asyncio's loop.
+    closed = (None, (False, (), True))
+    expected = (closed, errno.EBADF, closed, True)
+    assert _close_twice(asyncio_loop) == expected
+    assert _close_twice(hookloop_loop) == expected
 
 
 def test_server_get_loop(hookloop_loop):

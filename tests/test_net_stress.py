@@ -14,6 +14,7 @@ import struct
 import pytest
 from net_helpers import (
     KeepOpen,
+    RawPeers,
     Recorder,
     barrier,
     close_server,
@@ -25,6 +26,8 @@ from net_helpers import (
     run_without_fd_leak,
     start_server,
 )
+
+from hookloop.testing import ExceptionRecorder, checked_loop
 
 CONNECTIONS = 10_000
 CONCURRENCY = 64
@@ -175,18 +178,43 @@ def test_peer_reset_mid_write_loses_connection_once(hookloop_loop, raw_peer):
     run_without_fd_leak(hookloop_loop, main())
 
 
-def test_peer_reset_while_reading(hookloop_loop, raw_peer):
+@pytest.fixture
+def asyncio_loop():
+    """asyncio's own loop, to run the same program on and compare with; fails
+    on unclaimed exception handler calls as ``hookloop_loop`` does."""
+    yield from checked_loop(asyncio.new_event_loop(), ExceptionRecorder())
+
+
+def _reset_while_reading(loop):
+    """A reading transport whose peer resets the connection (SO_LINGER 0,
+    close: an RST): what its protocol is told, in order."""
+    peers = RawPeers(loop)
+
     async def main():
-        tr, pr, peer = await raw_peer(KeepOpen)
+        tr, pr, peer = await peers(KeepOpen)
         peer.send(b"data")
         await pr.received(4)
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         peer.close()
         exc = await pr.lost
-        assert isinstance(exc, ConnectionResetError) or exc is None
-        assert pr.lost_calls == 1
+        await barrier(loop)  # a second connection_lost would have run by now
+        return (type(exc), exc.errno if isinstance(exc, OSError) else None,
+                pr.events, bytes(pr.data), pr.lost_calls, tr.is_closing())
 
-    run(hookloop_loop, main())
+    try:
+        return run(loop, main())
+    finally:
+        peers.close()
+
+
+def test_peer_reset_while_reading(hookloop_loop, asyncio_loop):
+    # The RST makes recv() fail with ECONNRESET: connection_lost gets that
+    # exception (not None, which would say "closed cleanly"), once, with no
+    # eof_received before it.  Same program, same observation on asyncio's loop.
+    expected = (ConnectionResetError, errno.ECONNRESET, ["made", "data", "lost"], b"data", 1,
+                True)
+    assert _reset_while_reading(asyncio_loop) == expected
+    assert _reset_while_reading(hookloop_loop) == expected
 
 
 def test_server_under_emfile_pauses_and_resumes(hookloop_loop, hookloop_errors):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import pickle
 import socket
 
@@ -9,6 +11,7 @@ import pytest
 from net_helpers import (
     Echo,
     KeepOpen,
+    RawPeers,
     Recorder,
     barrier,
     close_server,
@@ -18,6 +21,15 @@ from net_helpers import (
     run_without_fd_leak,
     start_server,
 )
+
+from hookloop.testing import ExceptionRecorder, checked_loop
+
+
+@pytest.fixture
+def asyncio_loop():
+    """asyncio's own loop, to run the same program on and compare with; fails
+    on unclaimed exception handler calls as ``hookloop_loop`` does."""
+    yield from checked_loop(asyncio.new_event_loop(), ExceptionRecorder())
 
 
 def test_write_and_writelines(hookloop_loop, raw_peer):
@@ -283,24 +295,48 @@ def test_set_protocol(hookloop_loop, raw_peer):
     run(hookloop_loop, main())
 
 
-def test_transport_sock_is_not_closable_by_user(hookloop_loop, raw_peer):
-    # get_extra_info('socket') must not let a user pull the fd away from the
-    # transport behind its back (asyncio hands out a TransportSocket).
+def _user_closes_transport_socket(loop):
+    """Try to close (and detach) the socket ``get_extra_info('socket')``
+    hands out, then use the transport: what the user and the peer see."""
+    peers = RawPeers(loop)
+
     async def main():
-        tr, pr, peer = await raw_peer()
+        tr, pr, peer = await peers()
         sock = tr.get_extra_info("socket")
         fd = sock.fileno()
-        try:
-            sock.close()
-        except Exception:
-            pass
-        assert tr.get_extra_info("socket").fileno() == fd
+        refused = []
+        for name in ("close", "detach"):
+            with pytest.raises(AttributeError) as info:
+                getattr(sock, name)()
+            refused.append(str(info.value))
+        os.fstat(fd)  # still open
+        same_fd = tr.get_extra_info("socket").fileno() == fd
         tr.write(b"still open")
-        assert await read_all(hookloop_loop, peer, 10) == b"still open"
+        got = await read_all(loop, peer, 10)
         tr.close()
-        await pr.lost
+        lost = await pr.lost
+        with pytest.raises(OSError) as closed:
+            os.fstat(fd)  # the transport, its owner, closed it
+        return refused, same_fd, got, lost, pr.lost_calls, closed.value.errno
 
-    run(hookloop_loop, main())
+    try:
+        return run(loop, main())
+    finally:
+        peers.close()
+
+
+def test_transport_sock_is_not_closable_by_user(hookloop_loop, asyncio_loop):
+    # get_extra_info('socket') must not let a user pull the fd away from the
+    # transport behind its back (asyncio hands out a TransportSocket): close()
+    # and detach() do not exist on it (AttributeError, not a silent no-op
+    # that lets the user believe the socket closed), the fd stays the
+    # transport's and keeps working, and it closes when the transport does.
+    # Same program, same observation on asyncio's loop.
+    expected = (["'TransportSocket' object has no attribute 'close'",
+                 "'TransportSocket' object has no attribute 'detach'"],
+                True, b"still open", None, 1, errno.EBADF)
+    assert _user_closes_transport_socket(asyncio_loop) == expected
+    assert _user_closes_transport_socket(hookloop_loop) == expected
 
 
 def test_transport_socket_view_offers_only_safe_operations(hookloop_loop, raw_peer):
