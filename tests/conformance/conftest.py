@@ -16,6 +16,14 @@
 * Stalled classes (``*_stall__*``, the scheduling suites run with stall
   injection): a failed test's report gets a section with the seed and the
   command that replays it.
+* What ran on our loop: each test's report carries its target and how many
+  hookloop loops its run made (the harness counts them with a plugin; see
+  "Counting what ran on our loop" in test_cpython_asyncio.py).  A
+  virtual-time test that made one, or a REAL_LOOP_IN_VIRTUAL_CLASS test that
+  made none, fails, saying which list is wrong.  The terminal summary
+  (``conformance_summary.py``, a plugin so that the xdist controller has it
+  too) prints, per target, how many tests ran and how many of them ran a
+  hookloop loop, and how many were deselected for a missing plugin.
 * SIGINT: test_runners interrupts itself with ``_thread.interrupt_main()``
   and expects ``asyncio.Runner`` to turn that into a cancellation, which
   Runner only does when SIGINT has Python's default handler.  A process
@@ -30,14 +38,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections import Counter
 
 import pytest
+from conformance_summary import LOOPS_PROPERTY, VIRTUAL, missing_services, register
 
-_missing_service_key = pytest.StashKey[Counter]()
+# Targets kept whatever --hookloop-backend says: asyncio's loop (only there
+# when asked for) and the virtual-time tests, which run no backend's loop.
+ALWAYS_KEPT = {"asyncio", VIRTUAL}
 
 
 def pytest_configure(config):
+    register(config)
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL)):
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -52,14 +63,14 @@ def pytest_collection_modifyitems(config, items):
     elif wanted:
         wanted = {n.strip() for n in str(wanted).split(",") if n.strip()}
     keep, drop = [], []
-    missing = config.stash.setdefault(_missing_service_key, Counter())
+    missing = missing_services(config)
     for item in items:
         cls = getattr(item, "cls", None)
         backend = getattr(cls, "_hookloop_backend", None)
         if backend is None:
             keep.append(item)
             continue
-        if wanted and backend != "asyncio" and backend not in wanted:
+        if wanted and backend not in ALWAYS_KEPT and backend not in wanted:
             drop.append(item)
             continue
         needs = getattr(cls, "_hookloop_needs_missing_service", {}).get(item.name)
@@ -84,21 +95,39 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    missing = config.stash.get(_missing_service_key, None)
-    if not missing:
+def _account_for_loops(item, cls, report):
+    """Put the loop count on the report; fail a test on the wrong side of the split."""
+    target = cls._hookloop_target
+    made = cls._hookloop_loops_made.get(item.name)
+    if made is None:  # the baseline: nothing counted
         return
-    terminalreporter.section("CPython conformance: tests needing a missing plugin")
-    for (backend, kind, distribution), count in sorted(missing.items()):
-        terminalreporter.write_line(
-            f"{backend}: {count} {kind} tests deselected ({distribution} is not installed)"
-        )
+    listed = item.name in cls._hookloop_listed_real
+    # A new list: the report's is the item's own, which later reports reuse.
+    report.user_properties = [*report.user_properties, (LOOPS_PROPERTY, (target.name, made))]
+    if not report.passed:
+        return
+    if target.virtual and made:
+        why = (f"this virtual-time test made {made} hookloop loop(s), so it runs on a real "
+               f"loop: list it in REAL_LOOP_IN_VIRTUAL_CLASS (test_cpython_asyncio.py) "
+               f"to run it on every backend")
+    elif listed and not target.virtual and not made:
+        why = ("this test of a virtual-time class runs on every backend, since its source "
+               "calls one of LOOP_MAKING_CALLS or REAL_LOOP_IN_VIRTUAL_CLASS names it "
+               "(test_cpython_asyncio.py), but it made no hookloop loop: it runs on "
+               "TestLoop only; change the rule that sent it here")
+    else:
+        return
+    report.outcome = "failed"
+    report.longrepr = why
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    stall = getattr(getattr(item, "cls", None), "_hookloop_stall", None)
+    cls = getattr(item, "cls", None)
+    if report.when == "call" and cls is not None and hasattr(cls, "_hookloop_loops_made"):
+        _account_for_loops(item, cls, report)
+    stall = getattr(cls, "_hookloop_stall", None)
     if report.failed and stall:
         seed = os.environ.get("HOOKLOOP_STALL_SEED", "?")
         report.sections.append((

@@ -19,8 +19,38 @@ in ``SUITES``; a suite whose tests create loops through an overridable method
 ``LOOP_METHODS``.
 
 The suites: the scheduling ones (tasks, locks, queues, taskgroups, timeouts,
-waitfor, runners) and the networking ones of issue #4 (events, sock_lowlevel,
-sendfile, server, buffered_proto, streams).
+waitfor, runners, threads, futures2, context; on 3.12+ eager_task_factory and
+staggered; on 3.14 graph and free_threading: every suite that makes its loops
+through the policy, a loop factory or an overridable method), the networking
+ones of issue #4 (events, sock_lowlevel, sendfile, server, buffered_proto,
+streams), ssl and subprocess.  ``SUITE_PYTHONS`` gives the Pythons a suite
+exists on; elsewhere it is not looked for.  Left out: futures, protocols,
+transports, pep492 (no test makes a real loop: mock or TestLoop loops only),
+tools (3.14; parses ``ps`` output), base_events, selector_events,
+proactor_events, sslproto, windows_* and unix_events (they test asyncio's
+own loop classes, transports and child watchers through their privates; a
+few unix_events classes, TestFork and TestFunctional, do use public
+``asyncio.run``/``new_event_loop`` and could be generated alone one day).
+
+Counting what ran on our loop
+-----------------------------
+A suite can pass on a backend without touching it: a test may build
+asyncio's virtual-time ``TestLoop``, a mock loop, or ``asyncio.EventLoop``
+by name.  So nothing is assumed: every hookloop target makes its loops
+through ``hookloop.new_event_loop(..., plugins=[LoopCounter])`` (directly
+and through its policy), a plugin counting ``hookloop_loop_created``; the
+harness reads the count around each test, the test's report carries it, and
+the closing summary prints per target how many tests ran and how many of
+them ran a hookloop loop (``conformance_summary.py``).
+
+Tests that run on ``TestLoop`` only (most of test_tasks: the tests of a
+class whose setUp calls ``self.new_test_loop()``, except those whose own
+source makes a real loop, see ``LOOP_MAKING_CALLS``) would run the same
+code on every backend; they run once, on the target ``virtual_time``, and
+are left out of the backends' classes (their names set to ``None``, which
+unittest's loader skips).  The split is checked when they run: a
+virtual-time test that made a hookloop loop fails, and so does a test sent
+to the backends for making one that made none (conftest.py).
 
 Stall injection (issue #13): the scheduling suites in ``STALLED_SUITES`` run
 a second time per backend on a target named ``<backend>_stall``
@@ -186,8 +216,10 @@ import contextlib
 import fnmatch
 import functools
 import importlib
+import inspect
 import os
 import sys
+import threading
 import traceback
 import unittest
 import warnings
@@ -205,6 +237,13 @@ SUITES = [
     "timeouts",
     "waitfor",
     "runners",
+    "threads",
+    "futures2",
+    "context",
+    "eager_task_factory",  # 3.12+
+    "staggered",  # 3.12+
+    "graph",  # 3.14+
+    "free_threading",  # 3.14+
     # networking (issue #4)
     "events",
     "sock_lowlevel",
@@ -216,6 +255,16 @@ SUITES = [
     "ssl",
     "subprocess",
 ]
+
+# Suites that exist only on some Pythons: suite -> (first version, first version
+# without it or None).  Outside that range the suite is not looked for at all
+# (no test, no skip); inside it, a missing module is a skip saying so.
+SUITE_PYTHONS: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {
+    "eager_task_factory": ((3, 12), None),
+    "staggered": ((3, 12), None),
+    "graph": ((3, 14), None),
+    "free_threading": ((3, 14), None),
+}
 
 # "suite::TestClass::test_method" (fnmatch patterns) -> why it cannot pass on
 # a loop that is not asyncio's.  Applies to hookloop targets only.
@@ -355,6 +404,20 @@ BASELINE = "asyncio"
 STALLED_SUITES = ["tasks", "locks", "queues", "taskgroups", "timeouts", "waitfor"]
 STALL = "0.2:20"
 
+# Virtual-time tests (see "Counting what ran on our loop"): the tests of a
+# class whose setUp builds asyncio's ``TestLoop`` (``self.new_test_loop()``)
+# run once, on the target VIRTUAL, not once per backend, unless the test's
+# own source makes a real loop too (one of LOOP_MAKING_CALLS: test_tasks'
+# ``loop = asyncio.new_event_loop()`` tests) or REAL_LOOP_IN_VIRTUAL_CLASS
+# ("suite::TestClass::test_method", fnmatch -> what makes the loop) names
+# it: those run on every backend.  Neither side is taken on trust: the
+# harness counts the loops each test made, and conftest.py fails a
+# virtual-time test that made a hookloop loop, and a real-loop one that made
+# none, saying which rule to change.
+VIRTUAL = "virtual_time"
+LOOP_MAKING_CALLS = ("new_event_loop(", "asyncio.run(", "Runner(")
+REAL_LOOP_IN_VIRTUAL_CLASS: dict[str, str] = {}
+
 
 # ---------------------------------------------------------------- targets
 
@@ -370,8 +433,32 @@ class Target:
     # Service kinds (as in NEEDS_SERVICE) no installed plugin provides, with the
     # distribution that would: their tests are deselected on this target.
     missing_services: tuple[tuple[str, str], ...] = ()
-    backend: str = ""  # the hookloop backend ("" for the baseline)
+    backend: str = ""  # the hookloop backend ("" for the baseline and VIRTUAL)
     stall: str | None = None  # stall injection ("PROB:MAX_MS"), on STALLED_SUITES only
+    # Counts the hookloop loops made (LoopCounter); None on the baseline.
+    counter: LoopCounter | None = None
+    virtual: bool = False  # runs the virtual-time tests only, once
+
+
+class LoopCounter:
+    """Counts the loops hookloop's assembly makes, as a plugin (``hookloop_loop_created``).
+
+    Every hookloop target passes the one instance as ``plugins=[counter]`` to
+    ``hookloop.new_event_loop``, directly and through its policy, so it counts
+    the loops actually built, however a suite asked for them (policy,
+    ``loop_factory``, ``create_event_loop``...).  The harness reads it before
+    and after each test.  Loops made by other threads count too (the lock).
+    """
+
+    def __init__(self, hookimpl):
+        self._lock = threading.Lock()
+        self.made = 0
+
+        def hookloop_loop_created(loop):
+            with self._lock:
+                self.made += 1
+
+        self.hookloop_loop_created = hookimpl(hookloop_loop_created)
 
 
 def _hookloop_targets() -> tuple[list[Target], str | None]:
@@ -394,12 +481,16 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
         return [], "hookloop reports no available backend"
 
     policy_class = _with_child_watcher_slot(hookloop.EventLoopPolicy)
+    counter = LoopCounter(hookloop.hookimpl)
+
+    def new_loop_for(name, stall=None):
+        return functools.partial(hookloop.new_event_loop, name, stall=stall, plugins=[counter])
 
     def policy_for(name, stall=None):
         def new_policy():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return policy_class(backend=name, stall=stall)
+                return policy_class(backend=name, stall=stall, plugins=[counter])
 
         return new_policy
 
@@ -413,25 +504,31 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
     plain = [
         Target(
             name,
-            functools.partial(hookloop.new_event_loop, name),
+            new_loop_for(name),
             policy_for(name),
             missing_services=missing[name],
             backend=name,
+            counter=counter,
         )
         for name in names
     ]
     stalled = [
         Target(
             f"{name}_stall",
-            functools.partial(hookloop.new_event_loop, name, stall=STALL),
+            new_loop_for(name, STALL),
             policy_for(name, STALL),
             missing_services=missing[name],
             backend=name,
             stall=STALL,
+            counter=counter,
         )
         for name in names
     ]
-    return plain + stalled, None
+    # Any loop a virtual-time test made would be one of the first backend:
+    # counted, so the harness can refuse it.
+    virtual = Target(VIRTUAL, new_loop_for(names[0]), policy_for(names[0]),
+                     missing_services=missing[names[0]], counter=counter, virtual=True)
+    return [*plain, *stalled, virtual], None
 
 
 def _with_child_watcher_slot(policy_class: type) -> type:
@@ -535,8 +632,14 @@ class _Harness:
                     unittest.case.doModuleCleanups()
 
     def run(self, result=None):
-        with _policy_installed(self._hookloop_target.new_policy()):
-            return super().run(result)
+        counter = self._hookloop_target.counter
+        before = counter.made if counter is not None else 0
+        try:
+            with _policy_installed(self._hookloop_target.new_policy()):
+                return super().run(result)
+        finally:
+            if counter is not None:
+                self._hookloop_loops_made[self._testMethodName] = counter.made - before
 
 
 class _PublicLoopView:
@@ -657,6 +760,7 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
         "__module__": __name__,
         "_hookloop_target": target,
         "_hookloop_backend": target.backend or target.name,
+        "_hookloop_loops_made": {},  # test name -> hookloop loops its run made
         "_hookloop_stall": target.stall,
         "_hookloop_suite": suite,
         "_hookloop_suite_module": module,
@@ -748,6 +852,46 @@ def _per_selector_choice(cases: list[tuple[str, type]], target: Target) -> set[s
     return dropped
 
 
+def _virtual_time_tests(suite: str, cls: type) -> tuple[set[str], set[str]]:
+    """(virtual-time tests, real-loop tests of a virtual-time class) of ``cls``.
+
+    The virtual-time ones run on asyncio's ``TestLoop`` only: the tests of a
+    class whose setUp (any in its MRO: they chain through ``super()``) calls
+    ``self.new_test_loop()``, but for those whose own source makes a real
+    loop (LOOP_MAKING_CALLS) or REAL_LOOP_IN_VIRTUAL_CLASS names.  Whether
+    they really make no hookloop loop, and the others do, is checked when
+    they run (conftest.py), not assumed.
+    """
+    builds_test_loop = False
+    for klass in cls.__mro__:
+        set_up = vars(klass).get("setUp")
+        if set_up is not None:
+            try:
+                source = inspect.getsource(set_up)
+            except (OSError, TypeError):
+                continue
+            if "new_test_loop(" in source:
+                builds_test_loop = True
+                break
+    if not builds_test_loop:
+        return set(), set()
+    names = set(unittest.TestLoader().getTestCaseNames(cls))
+    real = {name for name in names
+            if _makes_a_loop(getattr(cls, name))
+            or any(fnmatch.fnmatchcase(f"{suite}::{cls.__name__}::{name}", pattern)
+                   for pattern in REAL_LOOP_IN_VIRTUAL_CLASS)}
+    return names - real, real
+
+
+def _makes_a_loop(test) -> bool:
+    """Whether a test method's own source calls one of LOOP_MAKING_CALLS."""
+    try:
+        source = inspect.getsource(inspect.unwrap(test))
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in LOOP_MAKING_CALLS)
+
+
 def _camel(suite: str) -> str:
     return "".join(part.capitalize() for part in suite.split("_"))
 
@@ -797,6 +941,9 @@ def _build() -> dict[str, object]:
         return generated
 
     for suite in SUITES:
+        since, until = SUITE_PYTHONS.get(suite, ((0, 0), None))
+        if sys.version_info < since or (until is not None and sys.version_info >= until):
+            continue
         module, reason = _import_suite(suite)
         if module is None:
             name = f"test_cpython_asyncio_{suite}_unavailable"
@@ -813,9 +960,20 @@ def _build() -> dict[str, object]:
                     or f"{suite}::{cls.__name__}" in DUPLICATE_ON_HOOKLOOP
                 ):
                     continue
+                # Virtual-time tests run on VIRTUAL only; the rest everywhere else.
+                left_out, listed = set(), set()
+                if not target.is_baseline:
+                    virtual, listed = _virtual_time_tests(suite, cls)
+                    names = set(unittest.TestLoader().getTestCaseNames(cls))
+                    left_out = names - virtual if target.virtual else virtual
+                    if names and left_out == names:
+                        continue
                 name = f"Test{_camel(suite)}_{target.name}__{cls.__name__}"
                 assert name not in generated, f"duplicate generated class {name}"
                 ns = _class_namespace(target, suite, module, cls)
+                # None is not callable: unittest's loader (and so pytest) skips the name.
+                ns.update(dict.fromkeys(left_out))
+                ns["_hookloop_listed_real"] = listed
                 new_cls = type(name, (_Harness, cls), ns)
                 new_cls.__qualname__ = name
                 generated[name] = new_cls
