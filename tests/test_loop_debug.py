@@ -550,3 +550,38 @@ def test_no_slow_io_callback_warning_without_debug(hookloop_loop, caplog):
     caplog.set_level(logging.WARNING, logger="asyncio")
     _one_read(hookloop_loop, on_data=lambda data: time.sleep(0.06))
     assert not [r for r in caplog.records if "Executing" in r.getMessage()]
+
+
+def test_io_callback_source_is_kept_in_debug_mode_until_the_watch_goes(hookloop_loop):
+    # In debug mode the loop remembers where each plugin watch was set (for
+    # the reports that name an I/O callback, as asyncio's handles keep their
+    # source); the entry goes with the watch, so churn leaves nothing behind.
+    import os
+    r, w = os.pipe()
+    try:
+        def on_readable():
+            pass
+
+        def other():
+            pass
+
+        hookloop_loop.watch_read(r, on_readable)
+        assert hookloop_loop.io_callback_source(on_readable) is None  # debug off
+        hookloop_loop.unwatch_read(r)
+        hookloop_loop.set_debug(True)
+        line = sys._getframe().f_lineno + 1
+        hookloop_loop.watch_read(r, on_readable)
+        source = hookloop_loop.io_callback_source(on_readable)
+        assert (source[-1].filename, source[-1].lineno) == (__file__, line)
+        hookloop_loop.watch_read(r, other)  # replaced: the old entry goes
+        assert hookloop_loop.io_callback_source(on_readable) is None
+        assert hookloop_loop.io_callback_source(other) is not None
+        hookloop_loop.unwatch_read(r)
+        assert hookloop_loop.io_callback_source(other) is None
+        # A hundred connections made and closed in debug mode leave no entry.
+        for _ in range(100):
+            _one_read(hookloop_loop)
+        assert hookloop_loop._io_sources == {}
+    finally:
+        os.close(r)
+        os.close(w)

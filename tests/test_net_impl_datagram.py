@@ -248,7 +248,8 @@ def test_datagram_received_failure_is_reported_and_reading_goes_on(hookloop_loop
             s.sendto(b"good", tr.get_extra_info("sockname"))
             assert (await pr.next_datagram())[0] == b"bad"
             assert (await pr.next_datagram())[0] == b"good"
-        hookloop_errors.expect("Exception in I/O callback", ZeroDivisionError)
+        hookloop_errors.expect("Exception in callback DatagramTransport._on_readable()",
+                               ZeroDivisionError)
         tr.close()
         await pr.lost
 

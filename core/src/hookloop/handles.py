@@ -31,7 +31,7 @@ import traceback
 from typing import Any
 
 __all__ = ["CallbackHandle", "ThreadsafeCallbackHandle", "TimerCallbackHandle",
-           "extract_source"]
+           "describe_callback", "extract_source"]
 
 _copy_context = contextvars.copy_context
 
@@ -236,6 +236,16 @@ class TimerCallbackHandle(asyncio.TimerHandle):
 
     def _repr_info(self) -> list[str]:
         return _as_asyncio_repr_info(self, super()._repr_info())
+
+
+def describe_callback(callback: Any, args: tuple[Any, ...],
+                      loop: asyncio.AbstractEventLoop) -> str:
+    """A callback as asyncio's messages name it ("Exception in callback
+    T.m()", "... f(1) at file:line"): the text its ``Handle`` repr shows
+    for it, taken from the repr of a handle made for the purpose (no
+    source, not cancelled: ``<Handle TEXT>``).  Error paths only."""
+    text = repr(CallbackHandle(callback, args, loop, None))
+    return text[len("<Handle "):-1]
 
 
 def extract_source(depth: int = 2) -> traceback.StackSummary:

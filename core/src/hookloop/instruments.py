@@ -20,7 +20,9 @@ import functools
 import logging
 from typing import Any
 
-__all__ = ["Instrument", "SlowCallbackWarning", "PollStatistics"]
+from .handles import describe_callback
+
+__all__ = ["Instrument", "SlowCallbackWarning", "PollStatistics", "io_callback_target"]
 
 logger = logging.getLogger("asyncio")
 
@@ -74,8 +76,8 @@ class SlowCallbackWarning(Instrument):
 
     def after_io_callback(self, fd: int, callback: Any, duration: float) -> None:
         if duration >= self._loop.slow_callback_duration:
-            logger.warning("Executing %s took %.3f seconds", _format_io_callback(callback),
-                           duration)
+            logger.warning("Executing %s took %.3f seconds",
+                           _format_io_callback(callback, self._loop), duration)
 
     def after_poll(self, timeout: float | None, nevents: int, duration: float) -> None:
         if duration >= 1.0:
@@ -119,10 +121,11 @@ class PollStatistics(Instrument):
                 "io_callbacks": self.io_callbacks, "io_callback_time": self.io_callback_time}
 
 
-def _io_target(callback: Any) -> Any:
-    """The callable an fd-table entry stands for: a transport's callback may
-    be stored as ``functools.partial(context.run, bound_method)`` (to run in
-    its connection's context); the report names ``bound_method``."""
+def io_callback_target(callback: Any) -> Any:
+    """What an fd-table entry calls: ``callback`` itself, or the callable
+    inside ``functools.partial(context.run, callable)`` (what
+    ``EventLoop.watch_read`` stores when given a context).  For naming
+    callbacks in reports; never called on the fast path."""
     if type(callback) is functools.partial and len(callback.args) == 1 \
             and not callback.keywords:
         run = callback.func
@@ -132,13 +135,19 @@ def _io_target(callback: Any) -> Any:
     return callback
 
 
-def _format_io_callback(callback: Any) -> str:
+def _format_io_callback(callback: Any, loop: Any) -> str:
     # As asyncio's loop names the Handle of a transport's readiness callback
-    # ("<Handle _SelectorSocketTransport._read_ready()>"): the qualified name
-    # of the method, with no arguments.
-    callback = _io_target(callback)
-    name = getattr(callback, "__qualname__", None) or repr(callback)
-    return f"<Handle {name}()>"
+    # ("<Handle _SelectorSocketTransport._read_ready() created at
+    # .../selector_events.py:263>"): the callback as a Handle shows it, and,
+    # in debug mode, where its watch was set (the loop keeps that while it
+    # is in debug mode, as asyncio's handles keep their source).
+    callback = io_callback_target(callback)
+    text = f"<Handle {describe_callback(callback, (), loop)}"
+    source = loop.io_callback_source(callback)
+    if source:
+        frame = source[-1]
+        text += f" created at {frame.filename}:{frame.lineno}"
+    return text + ">"
 
 
 def _format_handle(handle: Any) -> str:

@@ -66,9 +66,10 @@ from .handles import (
     CallbackHandle,
     ThreadsafeCallbackHandle,
     TimerCallbackHandle,
+    describe_callback,
     extract_source,
 )
-from .instruments import Instrument
+from .instruments import Instrument, io_callback_target
 from .poller import MAX_TIMEOUT, READ, WRITE, Poller
 from .stall import StallInjector
 
@@ -118,28 +119,6 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
-
-
-def _format_callback(callback: Any, args: tuple[Any, ...] | None) -> str:
-    name = getattr(callback, "__qualname__", None) or repr(callback)
-    text = f"{name}({', '.join(map(repr, args or ()))})"
-    code = getattr(getattr(callback, "__func__", callback), "__code__", None)
-    if code is not None:
-        text += f" at {code.co_filename}:{code.co_firstlineno}"
-    return text
-
-
-def io_callback_target(callback: Any) -> Any:
-    """What an fd-table entry calls: ``callback`` itself, or the callable
-    inside ``functools.partial(context.run, callable)`` (what
-    :meth:`EventLoop.watch_read` stores when given a context).  For naming
-    callbacks in reports; never called on the fast path."""
-    if type(callback) is _partial and not callback.keywords and len(callback.args) == 1:
-        run = callback.func
-        if (type(getattr(run, "__self__", None)) is contextvars.Context
-                and getattr(run, "__name__", None) == "run"):
-            return callback.args[0]
-    return callback
 
 
 def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
@@ -194,6 +173,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._timer_seq = itertools.count().__next__
         self._cancelled_timers = 0
         self._fds: dict[int, list[Callable[[], Any] | None]] = {}
+        # Debug mode: where each plugin callback in the fd table was set
+        # (watch_read/watch_write), by callback, for the reports that name it.
+        self._io_sources: dict[Callable[[], Any], Any] = {}
         self._fd_owners: dict[int, Any] = {}
         self._stopping = False
         self._closed = False
@@ -362,6 +344,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                     close()
         finally:
             self._fds.clear()
+            self._io_sources.clear()
             self._fd_owners.clear()
             self._poller.close()
 
@@ -588,7 +571,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise exc
         context = {
-            "message": f"Exception in callback {_format_callback(handle._callback, handle._args)}",
+            "message": ("Exception in callback "
+                        f"{describe_callback(handle._callback, handle._args, self)}"),
             "exception": exc,
             "handle": handle,
         }
@@ -597,14 +581,22 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self.call_exception_handler(context)
 
     def _io_callback_failed(self, fd: int, callback: Any, exc: BaseException) -> None:
+        # Reported as asyncio reports an exception escaping a transport's
+        # readiness callback (its Handle's): "Exception in callback
+        # T._read_ready()", with a handle (made here, for the report) and,
+        # in debug mode, where the watch was set.
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise exc
-        self.call_exception_handler({
-            "message": (f"Exception in I/O callback "
-                        f"{_format_callback(io_callback_target(callback), ())} for fd {fd}"),
+        target = io_callback_target(callback)
+        source = self._io_sources.get(target)
+        context = {
+            "message": f"Exception in callback {describe_callback(target, (), self)}",
             "exception": exc,
-            "fd": fd,
-        })
+            "handle": CallbackHandle(target, (), self, None, source),
+        }
+        if source:
+            context["source_traceback"] = source
+        self.call_exception_handler(context)
 
     # ------------------------------------------------------------------
     # Scheduling callbacks
@@ -816,12 +808,29 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         ``OSError``/``ValueError`` from the poller for a bad fd, leaving
         nothing registered.
         """
-        self._watch(fd, 0, callback if context is None else _partial(context.run, callback))
+        old = self._watch(fd, 0, callback if context is None else _partial(context.run, callback))
+        if self._debug or self._io_sources:
+            self._note_io_source(old, callback)
 
     def watch_write(self, fd: int, callback: Callable[[], Any],
                     context: contextvars.Context | None = None) -> None:
         """Plugin API: like :meth:`watch_read`, for writability."""
-        self._watch(fd, 1, callback if context is None else _partial(context.run, callback))
+        old = self._watch(fd, 1, callback if context is None else _partial(context.run, callback))
+        if self._debug or self._io_sources:
+            self._note_io_source(old, callback)
+
+    def _note_io_source(self, old: Any, callback: Callable[[], Any]) -> None:
+        # Debug mode: remember where a watch was set (the plugin's line that
+        # called watch_read/watch_write), as asyncio's handles keep theirs.
+        if old is not None:
+            self._io_sources.pop(io_callback_target(old), None)
+        if self._debug:
+            self._io_sources[callback] = extract_source(3)
+
+    def io_callback_source(self, callback: Callable[[], Any]) -> Any:
+        """Where the watch calling ``callback`` was set, as a
+        ``traceback.StackSummary``, if it was set in debug mode; else None."""
+        return self._io_sources.get(callback)
 
     def unwatch_read(self, fd: int) -> Callable[[], Any] | None:
         """Plugin API: stop watching ``fd`` for reading; return what was
@@ -852,6 +861,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if record is None or record[slot] is None:
             return None
         callback, record[slot] = record[slot], None
+        if self._io_sources:
+            self._io_sources.pop(io_callback_target(callback), None)
         if record[1 - slot] is None:
             del self._fds[fd]
             self._poller.unregister(fd)
