@@ -5,16 +5,32 @@ reads, so it sees what those reads see: the context current at
 ``create_server``/``create_connection`` (each accepted connection in its
 own copy), and after ``start_tls()`` a copy of the context of its caller
 (asyncio's start_tls pauses reading and resumes it from a handle made
-there).  Each test runs on asyncio's own loop and on every hookloop backend
+there).  Since the app's ``connection_made`` comes from the read that
+completes the handshake, it shares the reads' copy: what it sets,
+``data_received`` sees (unlike on a plain connection).  A client's
+``close()`` ends in the read of the peer's close_notify, so its
+``eof_received`` and ``connection_lost`` run in the reads' copy too; after
+``abort()``, ``connection_lost`` runs in a copy of the aborter's context.
+This holds for ``connect_accepted_socket(ssl=...)`` and unix sockets too.
+
+Each test runs on asyncio's own loop and on every hookloop backend
 with the same assertions.  Broken on purpose (reads without a context, as
 before issue #14), the second connection's first ``data_received`` sees
 what the first connection set, and after start_tls the reads still see the
-context of ``create_connection``.
+context of ``create_connection``.  The tests of ``connect_accepted_socket``
+and unix sockets also fail when hookloop-tls calls the app's
+``connection_made`` in a copy of the read's context, or its
+``connection_lost`` in an empty one.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import socket
+import uuid
+
+from net_helpers import no_fd_leak
 
 where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
 
@@ -147,3 +163,165 @@ def test_tls_client_and_start_tls_contexts(tls_loop, server_ctx, client_ctx):
         ("upgraded", "data_received", "upgrader"),
         ("upgraded", "eof_received", "upgraded"), ("upgraded", "connection_lost", "upgraded"),
     ]
+
+
+# -- connect_accepted_socket(ssl=), unix sockets, abort, two clients ---------
+
+class Recorder(asyncio.Protocol):
+    """Records ``(name, callback, where.get())`` at every callback, then sets
+    ``where`` to ``"name:callback"`` (unless ``set_in_factory`` is false, in
+    the factory: a client's factory runs in its caller's task).  With
+    ``echo``, writes back data ending in ``b"!"``; puts what comes in
+    ``inbox``."""
+
+    def __init__(self, name, seen, lost=None, *, set_in_factory=True, echo=False):
+        self.name = name
+        self.echo = echo
+        self.seen = seen
+        self.lost = lost
+        self.transport = None
+        self.inbox = asyncio.Queue()
+        self.note("factory", set_in_factory)
+
+    def note(self, callback, set_where=True):
+        self.seen.append((self.name, callback, where.get()))
+        if set_where:
+            where.set(f"{self.name}:{callback}")
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.note("connection_made")
+
+    def data_received(self, data):
+        self.note("data_received")
+        if self.echo and data.endswith(b"!"):
+            self.transport.write(data)
+        self.inbox.put_nowait(data)
+
+    def eof_received(self):
+        self.note("eof_received")
+
+    def connection_lost(self, exc):
+        self.note("connection_lost")
+        if self.lost is not None:
+            self.lost.set_result(exc)
+
+
+def calls_of(seen, name):
+    return [(callback, value) for who, callback, value in seen if who == name]
+
+
+def run_without_fd_leak(loop, coro):
+    """``run``, failing if ``coro`` leaves an fd open (the loop goes round
+    once first: what it makes lazily is not counted)."""
+    run(loop, asyncio.sleep(0))
+    with no_fd_leak():
+        return run(loop, coro)
+
+
+def test_tls_connect_accepted_socket_sees_its_callers_context(tls_loop, server_ctx, client_ctx):
+    loop = tls_loop
+    seen = []
+
+    async def main():
+        a, b = socket.socketpair()  # each taken over by a transport
+        with a, b:
+            lost = {"server": loop.create_future(), "client": loop.create_future()}
+            where.set("accepted")
+            # Two tasks, each with a copy of the context current here: the
+            # handshake needs both ends at once.
+            accepting = asyncio.ensure_future(loop.connect_accepted_socket(
+                lambda: Recorder("server", seen, lost["server"], echo=True), a,
+                ssl=server_ctx))
+            where.set("client")
+            connecting = asyncio.ensure_future(loop.create_connection(
+                lambda: Recorder("client", seen, lost["client"], set_in_factory=False),
+                sock=b, ssl=client_ctx, server_hostname="localhost"))
+            (_, server), (client_transport, client) = await asyncio.gather(accepting,
+                                                                           connecting)
+            client_transport.write(b"ping!")
+            assert await server.inbox.get() == b"ping!"
+            assert await client.inbox.get() == b"ping!"
+            where.set("closer")
+            client_transport.close()
+            assert await lost["client"] is None
+            assert await lost["server"] is None
+
+    run_without_fd_leak(loop, main())
+    # asyncio calls a TLS app protocol's connection_made when the handshake
+    # completes, from the read that completed it: connection_made and the
+    # reads share one copy (unlike a plain connection's), so data_received
+    # sees what connection_made set.
+    assert calls_of(seen, "server") == [
+        ("factory", "accepted"), ("connection_made", "server:factory"),
+        ("data_received", "server:connection_made"),
+        ("eof_received", "server:data_received"),  # the client's close_notify
+        ("connection_lost", "server:eof_received")]
+    assert calls_of(seen, "client") == [
+        ("factory", "client"), ("connection_made", "client"),
+        ("data_received", "client:connection_made"),
+        # close() sends close_notify; the shutdown ends in the read of the
+        # server's answer (asyncio calls eof_received there too), so the
+        # closer's context is not seen.
+        ("eof_received", "client:data_received"),
+        ("connection_lost", "client:eof_received")]
+
+
+def test_tls_unix_connections_each_in_their_own_copy_and_abort(tls_loop, server_ctx, client_ctx):
+    loop = tls_loop
+    seen = []
+    losses = []
+    path = f"/tmp/hl-tls-ctx-{uuid.uuid4().hex[:12]}.sock"  # AF_UNIX paths are short
+
+    def factory():
+        losses.append(loop.create_future())
+        return Recorder(f"conn{len(losses)}", seen, losses[-1], echo=True)
+
+    async def main():
+        where.set("server")
+        server = await loop.create_unix_server(factory, path, ssl=server_ctx)
+        where.set("client")
+        lost = {name: loop.create_future() for name in ("c1", "c2")}
+        connections = {}
+        for name in ("c1", "c2"):
+            connections[name] = await loop.create_unix_connection(
+                lambda name=name: Recorder(name, seen, lost[name], set_in_factory=False),
+                path, ssl=client_ctx, server_hostname="localhost")
+        assert where.get() == "client"
+        for name in ("c1", "c2", "c1"):
+            transport, protocol = connections[name]
+            transport.write(b"ping!")
+            assert await protocol.inbox.get() == b"ping!"
+        where.set("aborter")
+        connections["c1"][0].abort()
+        assert await lost["c1"] is None
+        where.set("closer")
+        connections["c2"][0].close()
+        assert await lost["c2"] is None
+        await asyncio.gather(*losses)
+        server.close()
+        await server.wait_closed()
+
+    try:
+        run_without_fd_leak(loop, main())
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    assert calls_of(seen, "c1") == [
+        ("factory", "client"), ("connection_made", "client"),
+        ("data_received", "c1:connection_made"),
+        ("data_received", "c1:data_received"),
+        # asyncio: abort() schedules the plain transport's connection_lost
+        # from its caller, and the app's follows from there.
+        ("connection_lost", "aborter")]
+    assert calls_of(seen, "c2") == [
+        ("factory", "client"), ("connection_made", "client"),
+        ("data_received", "c2:connection_made"),  # c1's sets are not in c2's copy
+        ("eof_received", "c2:data_received"), ("connection_lost", "c2:eof_received")]
+    for conn in ("conn1", "conn2"):
+        # Each accepted connection in its own copy.  (What follows the
+        # first read of conn1, whose client aborted, is left out: a FIN or
+        # an RST, depending on what the client had not read yet.)
+        assert calls_of(seen, conn)[:3] == [
+            ("factory", "server"), ("connection_made", f"{conn}:factory"),
+            ("data_received", f"{conn}:connection_made")]
