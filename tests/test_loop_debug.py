@@ -585,3 +585,65 @@ def test_io_callback_source_is_kept_in_debug_mode_until_the_watch_goes(hookloop_
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_exception_handler_runs_in_the_failing_codes_context_as_asyncios(hookloop_backend):
+    # asyncio 3.12+ (gh-96704) runs a custom exception handler in the
+    # context of the task, future or handle it is told about, so it sees
+    # what the failing code set; 3.11's runs it in the loop's.  Whatever
+    # this Python's asyncio does, hookloop does: a failing callback, a task
+    # whose exception nobody retrieved, and a protocol callback raising out
+    # of its transport's readiness callback.
+    import contextvars
+    import gc
+    import socket
+
+    name = contextvars.ContextVar("name", default="unset")
+
+    class Failing(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            name.set("datagram")
+            raise ZeroDivisionError
+
+    def callback():
+        name.set("callback")
+        raise ZeroDivisionError
+
+    async def task():
+        name.set("task")
+        raise ZeroDivisionError
+
+    def observe(loop):
+        seen = []
+        done = loop.create_future()
+
+        def handler(loop, context):
+            seen.append((context["message"].split(" ")[0:3], name.get()))
+            if len(seen) == 3:
+                done.set_result(None)
+
+        async def program():
+            loop.set_exception_handler(handler)
+            loop.call_soon(callback)
+            loop.create_task(task())
+            await asyncio.sleep(0)
+            gc.collect()  # the task, nobody's by now, reports its exception
+            transport, _ = await loop.create_datagram_endpoint(Failing,
+                                                               local_addr=("127.0.0.1", 0))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+                peer.sendto(b"x", transport.get_extra_info("sockname"))
+                await asyncio.wait_for(done, 10)
+            transport.close()
+            await asyncio.sleep(0)
+
+        try:
+            loop.run_until_complete(program())
+        finally:
+            loop.close()
+        return sorted(seen)
+
+    expected = observe(asyncio.new_event_loop())
+    assert observe(hookloop.new_event_loop(hookloop_backend, stall=False)) == expected
+    values = sorted(value for _, value in expected)
+    assert values == (["callback", "datagram", "task"] if sys.version_info >= (3, 12)
+                      else ["unset"] * 3)

@@ -7,6 +7,7 @@
 #   bash tests/conformance/run_py314.sh --hookloop-backend=epoll -x
 #   bash tests/conformance/run_py314.sh -n 4 --dist loadscope          # pytest-xdist workers
 #   HOOKLOOP_CONFORMANCE_BASELINE=only bash tests/conformance/run_py314.sh -k "TestStreams_"
+#   bash tests/conformance/run_py314.sh --all -n 3      # every test of the repository, not just these
 #
 # Steps: build wheels of core, the poller backends and the tls/subprocess plugins (when present)
 # on the host (pip wheel --no-deps; they are pure Python), copy them into the chroot, install
@@ -20,6 +21,9 @@
 # python3), HOOKLOOP_BACKEND and HOOKLOOP_CONFORMANCE_BASELINE (passed through).
 set -euo pipefail
 
+ALL=0
+if [ "${1:-}" = "--all" ]; then ALL=1; shift; fi
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 R=${PY314_ROOT:-/tmp/sid}
@@ -28,7 +32,10 @@ PY=/opt/v314/bin/python
 # The core, every poller backend, and the TLS and subprocess plugins once they exist (their
 # tests are deselected while they are missing).  Not the bench plugin: it is not needed here.
 DISTS=("$REPO/core")
-for d in "$REPO"/plugins/*_backend "$REPO/plugins/tls" "$REPO/plugins/subprocess"; do
+EXTRA_DISTS=("$REPO/plugins/tls" "$REPO/plugins/subprocess")
+# --all: the bench plugin too, for its own tests.
+if [ "$ALL" = 1 ]; then EXTRA_DISTS+=("$REPO/plugins/bench"); fi
+for d in "$REPO"/plugins/*_backend "${EXTRA_DISTS[@]}"; do
   if [ -f "$d/pyproject.toml" ]; then DISTS+=("$d"); fi
 done
 
@@ -71,10 +78,24 @@ chroot "$R" sh -c "$PY -m pip install -q --no-index --no-deps /opt/hl-wheels/ext
 echo "== copying tests" >&2
 rm -rf "$R/opt/hl"
 mkdir -p "$R/opt/hl"
-cp -r "$HERE" "$R/opt/hl/conformance"
-find "$R/opt/hl/conformance" -name __pycache__ -prune -exec rm -rf {} +
-# The workspace's pytest settings (xfail_strict, filterwarnings, -ra) apply there too.
-cp "$REPO/pyproject.toml" "$R/opt/hl/pyproject.toml"
+if [ "$ALL" = 1 ]; then
+  # The whole work tree but what is made or installed from it; pytest finds the testpaths of
+  # the workspace config there (the installed wheels are what gets imported).
+  # The sources come too (test_source_rules scans them), but the wheels are what gets
+  # imported: the contract kit is collected from its installed package (--pyargs), as a
+  # third-party backend's author runs it, not from core/src (pytest would refuse the two
+  # files of one module name).
+  (cd "$REPO" && tar --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*.egg-info' \
+    --exclude=__pycache__ -cf - .) | tar -C "$R/opt/hl" -xf -
+  TESTS=(--pyargs hookloop.testing.contract tests)
+  for d in "$REPO"/plugins/*/tests; do TESTS+=("plugins/$(basename "$(dirname "$d")")/tests"); done
+else
+  cp -r "$HERE" "$R/opt/hl/conformance"
+  find "$R/opt/hl/conformance" -name __pycache__ -prune -exec rm -rf {} +
+  # The workspace's pytest settings (xfail_strict, filterwarnings, -ra) apply there too.
+  cp "$REPO/pyproject.toml" "$R/opt/hl/pyproject.toml"
+  TESTS=(conformance)
+fi
 
 echo "== pytest on $(chroot "$R" $PY -c 'import sys; print(sys.version.split()[0])')" >&2
 ENVS=()
@@ -83,7 +104,7 @@ for v in HOOKLOOP_BACKEND HOOKLOOP_CONFORMANCE_BASELINE; do
 done
 LOG=$(mktemp /tmp/hookloop-py314.XXXXXX.log)
 set +e
-chroot "$R" env "${ENVS[@]}" sh -c 'cd /opt/hl && exec "$0" -m pytest "$@"' "$PY" conformance "$@" \
+chroot "$R" env "${ENVS[@]}" sh -c 'cd /opt/hl && exec "$0" -m pytest "$@"' "$PY" "${TESTS[@]}" "$@" \
   2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e

@@ -416,6 +416,11 @@ STALL = "0.2:20"
 # none, saying which rule to change.
 VIRTUAL = "virtual_time"
 LOOP_MAKING_CALLS = ("new_event_loop(", "asyncio.run(", "Runner(")
+# ...unless the source names asyncio's own loop class for it (3.14's
+# test_eager_start_*: ``asyncio.run(main(), loop_factory=asyncio.EventLoop)``):
+# that test runs on asyncio's loop by its own choice and stays virtual-time.
+ASYNCIO_LOOP_NAMED = ("loop_factory=asyncio.EventLoop", "asyncio.EventLoop(",
+                      "SelectorEventLoop(")
 REAL_LOOP_IN_VIRTUAL_CLASS: dict[str, str] = {}
 
 
@@ -884,12 +889,14 @@ def _virtual_time_tests(suite: str, cls: type) -> tuple[set[str], set[str]]:
 
 
 def _makes_a_loop(test) -> bool:
-    """Whether a test method's own source calls one of LOOP_MAKING_CALLS."""
+    """Whether a test method's own source calls one of LOOP_MAKING_CALLS
+    without naming asyncio's loop class for it (ASYNCIO_LOOP_NAMED)."""
     try:
         source = inspect.getsource(inspect.unwrap(test))
     except (OSError, TypeError):
         return False
-    return any(call in source for call in LOOP_MAKING_CALLS)
+    return (any(call in source for call in LOOP_MAKING_CALLS)
+            and not any(name in source for name in ASYNCIO_LOOP_NAMED))
 
 
 def _camel(suite: str) -> str:

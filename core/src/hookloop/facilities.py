@@ -40,6 +40,24 @@ __all__ = ["LoopFacilities", "check_signal"]
 logger = logging.getLogger("asyncio")
 _COROUTINE_ORIGIN_DEPTH = 10
 
+# asyncio's loop runs a custom exception handler in the context of the
+# task, future or handle the report is about from Python 3.12 on
+# (gh-96704): a handler reading a ContextVar sees what the failing code
+# set.  3.11's does not; we do as this Python's asyncio does.
+_HANDLER_IN_ITS_SUBJECTS_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _subject_context(context: dict[str, Any]) -> Any:
+    """The ``contextvars.Context`` of what an exception-handler context is
+    about (its "task", else "future", else "handle"), or None."""
+    for key in ("task", "future", "handle"):
+        subject = context.get(key)
+        if subject is not None:
+            get_context = getattr(subject, "get_context", None)
+            found = get_context() if get_context is not None else None
+            return found if hasattr(found, "run") else None
+    return None
+
 
 class LoopFacilities:
     """Executor, async generators, signals, errors, debug mode, instruments."""
@@ -214,7 +232,12 @@ class LoopFacilities:
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            handler(self, context)
+            subject_context = (_subject_context(context) if _HANDLER_IN_ITS_SUBJECTS_CONTEXT
+                               else None)
+            if subject_context is not None:
+                subject_context.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

@@ -589,10 +589,13 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             raise exc
         target = io_callback_target(callback)
         source = self._io_sources.get(target)
+        # The handle's context is the one the callback ran in (a transport
+        # watches in its connection's; a bare callback ran in the loop's).
+        ran_in = callback.func.__self__ if target is not callback else _copy_context()
         context = {
             "message": f"Exception in callback {describe_callback(target, (), self)}",
             "exception": exc,
-            "handle": CallbackHandle(target, (), self, None, source),
+            "handle": CallbackHandle(target, (), self, ran_in, source),
         }
         if source:
             context["source_traceback"] = source
