@@ -40,12 +40,12 @@ scheduled in an empty context, a waiting write's flush without a context.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import socket
 import uuid
 
 import pytest
+from context_helpers import Recorder, where
 from net_helpers import no_fd_leak
 
 import hookloop
@@ -53,7 +53,6 @@ from hookloop.testing import checked_loop
 
 GUARD = 10.0  # seconds: a scenario that hangs fails instead
 
-where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
 
 
 def pytest_generate_tests(metafunc):
@@ -471,52 +470,6 @@ def tcp_pair():
     return client, server
 
 
-class Recorder(asyncio.Protocol):
-    """Records ``(name, callback, where.get())`` at every callback, then sets
-    ``where`` to ``"name:callback"``: which callback sees which value shows
-    which of them share a copy of the context.
-
-    ``set_in_factory=False`` leaves the factory's context alone (asyncio
-    runs a client's factory in the caller's own task).  ``keep_open`` is
-    what ``eof_received`` returns.  With ``echo``, data ending in ``b"!"`` is
-    written back; whatever comes is put in ``inbox``."""
-
-    def __init__(self, name, seen, lost=None, *, set_in_factory=True, keep_open=None,
-                 echo=False):
-        self.name = name
-        self.echo = echo
-        self.seen = seen
-        self.lost = lost
-        self.keep_open = keep_open
-        self.transport = None
-        self.inbox = asyncio.Queue()
-        self.eof = asyncio.get_running_loop().create_future()
-        self.note("factory", set_in_factory)
-
-    def note(self, callback, set_where=True):
-        self.seen.append((self.name, callback, where.get()))
-        if set_where:
-            where.set(f"{self.name}:{callback}")
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.note("connection_made")
-
-    def data_received(self, data):
-        self.note("data_received")
-        if self.echo and data.endswith(b"!"):
-            self.transport.write(data)
-        self.inbox.put_nowait(data)
-
-    def eof_received(self):
-        self.note("eof_received")
-        self.eof.set_result(None)
-        return self.keep_open
-
-    def connection_lost(self, exc):
-        self.note("connection_lost")
-        if self.lost is not None:
-            self.lost.set_result(exc)
 
 
 def calls_of(seen, name):

@@ -25,14 +25,12 @@ and unix sockets also fail when hookloop-tls calls the app's
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import socket
 import uuid
 
+from context_helpers import Recorder, where
 from net_helpers import no_fd_leak
-
-where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
 
 GUARD = 10.0
 
@@ -166,46 +164,7 @@ def test_tls_client_and_start_tls_contexts(tls_loop, server_ctx, client_ctx):
 
 
 # -- connect_accepted_socket(ssl=), unix sockets, abort, two clients ---------
-
-class Recorder(asyncio.Protocol):
-    """Records ``(name, callback, where.get())`` at every callback, then sets
-    ``where`` to ``"name:callback"`` (unless ``set_in_factory`` is false, in
-    the factory: a client's factory runs in its caller's task).  With
-    ``echo``, writes back data ending in ``b"!"``; puts what comes in
-    ``inbox``."""
-
-    def __init__(self, name, seen, lost=None, *, set_in_factory=True, echo=False):
-        self.name = name
-        self.echo = echo
-        self.seen = seen
-        self.lost = lost
-        self.transport = None
-        self.inbox = asyncio.Queue()
-        self.note("factory", set_in_factory)
-
-    def note(self, callback, set_where=True):
-        self.seen.append((self.name, callback, where.get()))
-        if set_where:
-            where.set(f"{self.name}:{callback}")
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.note("connection_made")
-
-    def data_received(self, data):
-        self.note("data_received")
-        if self.echo and data.endswith(b"!"):
-            self.transport.write(data)
-        self.inbox.put_nowait(data)
-
-    def eof_received(self):
-        self.note("eof_received")
-
-    def connection_lost(self, exc):
-        self.note("connection_lost")
-        if self.lost is not None:
-            self.lost.set_result(exc)
-
+# (with tests/context_helpers.py's Recorder)
 
 def calls_of(seen, name):
     return [(callback, value) for who, callback, value in seen if who == name]
