@@ -23,8 +23,7 @@ import socket
 import ssl
 from typing import Any
 
-from hookloop.builtins.network.connect import check_tls_timeouts
-from hookloop.builtins.network.stream import SocketTransport
+from hookloop.transport import SocketTransport, check_tls_timeouts
 
 from .transport import RECEIVE_BUFFER, SSLTransport
 

@@ -57,7 +57,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from hookloop.builtins.network.base import (
+from hookloop.transport import (
     LOST_WRITES_WARNING,
     check_bytes_like,
     notify_flow_control,

@@ -3,7 +3,7 @@
 Owns: argument checking (asyncio's messages), resolving the peer and local
 addresses, the connection attempts (one after the other, or staggered
 "happy eyeballs" races, RFC 8305), and turning the connected socket into a
-:class:`~hookloop.builtins.network.stream.SocketTransport`.  ``ssl=`` is
+:class:`~hookloop.transport.SocketTransport`.  ``ssl=`` is
 handed to the ``tls`` service, so without hookloop-tls it fails at once,
 before any socket is made, naming the distribution to install.
 
@@ -19,20 +19,11 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hookloop.transport import SocketTransport, check_tls_timeouts, started
+
 from .addresses import resolve
-from .base import started
-from .stream import SocketTransport
 
 AddrInfo = tuple[int, int, int, str, Any]
-
-
-def check_tls_timeouts(handshake_timeout: Any, shutdown_timeout: Any) -> None:
-    """``ssl_handshake_timeout``/``ssl_shutdown_timeout``: None (asyncio's
-    defaults, 60 s and 30 s) or a positive number of seconds."""
-    for name, value in (("ssl_handshake_timeout", handshake_timeout),
-                        ("ssl_shutdown_timeout", shutdown_timeout)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} should be a positive number, got {value}")
 
 
 def check_tls_arguments(ssl: Any, server_hostname: Any = None, handshake_timeout: Any = None,

@@ -40,10 +40,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hookloop.transport import TransportCore, check_bytes_like, socket_extra, started, wake_waiter
+
 from .addresses import remove_stale_unix_socket, resolve
-from .base import TransportCore, check_bytes_like, started, wake_waiter
 from .server import enable_reuse_port
-from .stream import socket_extra
 
 logger = logging.getLogger("asyncio")
 

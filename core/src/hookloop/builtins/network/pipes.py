@@ -56,8 +56,14 @@ from collections.abc import Callable
 from inspect import getattr_static
 from typing import Any
 
-from .base import PEER_GONE, BufferedWriter, ReadControl, started, wake_waiter
-from .stream import MAX_READ
+from hookloop.transport import (
+    MAX_READ,
+    PEER_GONE,
+    BufferedWriter,
+    ReadControl,
+    started,
+    wake_waiter,
+)
 
 logger = logging.getLogger("asyncio")
 

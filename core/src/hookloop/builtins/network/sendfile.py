@@ -45,8 +45,9 @@ import stat
 import sys
 from typing import Any
 
+from hookloop.transport import SocketTransport
+
 from .connect import check_not_ssl_socket
-from .stream import SocketTransport
 
 #: Largest chunk the fallbacks read and write at a time (asyncio's read size).
 FALLBACK_CHUNK = 256 * 1024

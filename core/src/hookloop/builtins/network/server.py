@@ -28,10 +28,10 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hookloop.transport import SocketTransport, TransportSocket
+
 from .addresses import remove_stale_unix_socket, resolve
 from .connect import check_not_ssl_socket, check_stream_socket, check_tls_arguments
-from .socketview import TransportSocket
-from .stream import SocketTransport
 
 logger = logging.getLogger("asyncio")
 

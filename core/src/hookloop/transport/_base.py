@@ -67,6 +67,15 @@ def check_bytes_like(data: Any, argument: str = "data") -> None:
                         f"not {type(data).__name__!r}")
 
 
+def check_tls_timeouts(handshake_timeout: Any, shutdown_timeout: Any) -> None:
+    """``ssl_handshake_timeout``/``ssl_shutdown_timeout``: None (asyncio's
+    defaults, 60 s and 30 s) or a positive number of seconds."""
+    for name, value in (("ssl_handshake_timeout", handshake_timeout),
+                        ("ssl_shutdown_timeout", shutdown_timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} should be a positive number, got {value}")
+
+
 async def started(transport: Any, waiter: Any) -> None:
     """Wait until ``transport`` runs (its ``connection_made`` was called);
     close it if that fails or the wait is cancelled."""

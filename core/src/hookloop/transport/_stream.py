@@ -3,7 +3,7 @@
 It owns one connected, non-blocking stream socket.  Reading is a bound
 method in the loop's fd table that calls ``recv`` (or ``recv_into`` for a
 ``BufferedProtocol``) and hands the result straight to the protocol; writing
-is :class:`~hookloop.builtins.network.base.BufferedWriter` over ``send`` and
+is :class:`~hookloop.transport.BufferedWriter` over ``send`` and
 ``sendmsg``.  Everything else (lifecycle, flow control) is inherited.
 
 It must never block, never call a protocol method while another one of the
@@ -16,8 +16,8 @@ import logging
 import socket
 from typing import Any
 
-from .base import BufferedWriter, ReadControl
-from .socketview import TransportSocket
+from ._base import BufferedWriter, ReadControl
+from ._socketview import TransportSocket
 
 logger = logging.getLogger("asyncio")
 
