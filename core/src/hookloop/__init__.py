@@ -18,7 +18,14 @@ from .assembly import (
     plugin_infos,
 )
 from .backends import Backend
-from .errors import BackendUnavailableError, HookloopError, PluginLoadError, PluginMissingError
+from .errors import (
+    BackendUnavailableError,
+    HookloopError,
+    PluginAPIWarning,
+    PluginLoadError,
+    PluginMissingError,
+)
+from .facilities import check_signal
 from .hookspecs import hookimpl, hookspec
 from .instruments import Instrument, PollStatistics
 from .loop import EventLoop
@@ -31,6 +38,7 @@ __all__ = [
     "EventLoop",
     "EventLoopPolicy",
     "HookloopError",
+    "PluginAPIWarning",
     "Instrument",
     "PluginInfo",
     "PluginLoadError",
@@ -38,6 +46,7 @@ __all__ = [
     "PollStatistics",
     "StallInjector",
     "available_backends",
+    "check_signal",
     "get_backend",
     "hookimpl",
     "hookspec",

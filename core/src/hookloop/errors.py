@@ -1,7 +1,8 @@
 """Exceptions hookloop raises for configuration and plugin problems."""
 from __future__ import annotations
 
-__all__ = ["HookloopError", "PluginMissingError", "PluginLoadError", "BackendUnavailableError"]
+__all__ = ["HookloopError", "PluginMissingError", "PluginLoadError", "BackendUnavailableError",
+           "PluginAPIWarning"]
 
 
 class HookloopError(RuntimeError):
@@ -40,3 +41,8 @@ class PluginLoadError(HookloopError):
 
 class BackendUnavailableError(HookloopError, ValueError):
     """The requested poller backend is unknown or cannot work here."""
+
+
+class PluginAPIWarning(UserWarning):
+    """An installed plugin was not loaded: it is written for a plugin API
+    version this hookloop does not support (the message names both)."""

@@ -28,14 +28,22 @@ The hooks are grouped by the phase in which they run:
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from concurrent.futures import Executor
+from .services import (
+    ExecutorFactory,
+    ResolverService,
+    ServiceFactory,
+    SignalService,
+    SubprocessService,
+    TLSService,
+    TransportService,
+)
 
+if TYPE_CHECKING:
     from .backends import Backend
     from .instruments import Instrument
     from .loop import EventLoop
@@ -46,8 +54,9 @@ PROJECT = "hookloop"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: A service factory: called with the loop, returns the service object.
-ServiceFactory = Callable[["EventLoop"], Any]
+# Each service hook returns a ServiceFactory of the service's contract (a
+# typing.Protocol in hookloop.services); a service lacking a method of it is
+# refused when it is made, naming the plugin (a class factory at assembly).
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +82,7 @@ def hookloop_pollers() -> Sequence[Backend]:
 
 
 @hookspec(firstresult=True)
-def hookloop_transports() -> ServiceFactory | None:
+def hookloop_transports() -> ServiceFactory[TransportService] | None:
     """Provide the socket transport service (TCP, unix, UDP, pipes, sock_*).
 
     ``firstresult``: the first non-``None`` result wins.
@@ -86,7 +95,7 @@ def hookloop_transports() -> ServiceFactory | None:
 
 
 @hookspec(firstresult=True)
-def hookloop_tls() -> ServiceFactory | None:
+def hookloop_tls() -> ServiceFactory[TLSService] | None:
     """Provide TLS: wrapping transports for ``ssl=`` and ``start_tls``.
 
     ``firstresult``: the first non-``None`` result wins.  Without any
@@ -98,7 +107,7 @@ def hookloop_tls() -> ServiceFactory | None:
 
 
 @hookspec(firstresult=True)
-def hookloop_resolver() -> ServiceFactory | None:
+def hookloop_resolver() -> ServiceFactory[ResolverService] | None:
     """Provide name resolution (``getaddrinfo`` and ``getnameinfo``).
 
     ``firstresult``: the first non-``None`` result wins.
@@ -110,7 +119,7 @@ def hookloop_resolver() -> ServiceFactory | None:
 
 
 @hookspec(firstresult=True)
-def hookloop_signals() -> ServiceFactory | None:
+def hookloop_signals() -> ServiceFactory[SignalService] | None:
     """Provide the signal-handler service.
 
     ``firstresult``: the first non-``None`` result wins.  The builtin
@@ -124,7 +133,7 @@ def hookloop_signals() -> ServiceFactory | None:
 
 
 @hookspec(firstresult=True)
-def hookloop_executor() -> Callable[[], Executor] | None:
+def hookloop_executor() -> ExecutorFactory | None:
     """Provide the default executor factory for ``run_in_executor(None, ...)``.
 
     ``firstresult``: the first non-``None`` result wins.  The builtin
@@ -136,7 +145,7 @@ def hookloop_executor() -> Callable[[], Executor] | None:
 
 
 @hookspec(firstresult=True)
-def hookloop_subprocess() -> ServiceFactory | None:
+def hookloop_subprocess() -> ServiceFactory[SubprocessService] | None:
     """Provide subprocess support (``subprocess_exec``/``subprocess_shell``).
 
     ``firstresult``: the first non-``None`` result wins.  Without any

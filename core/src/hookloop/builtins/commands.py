@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..hookspecs import hookimpl
+from hookloop import get_backend, hookimpl, list_backends, plugin_infos
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from ..assembly import get_backend, list_backends, plugin_infos
     print("plugins:")
     for info in plugin_infos():
         origin = "builtin" if info.builtin else info.distribution

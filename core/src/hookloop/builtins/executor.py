@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..hookspecs import hookimpl
+from hookloop import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -14,16 +14,14 @@ Python runs signal handlers) and ``SIGKILL``/``SIGSTOP`` cannot be caught.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import signal
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ..facilities import check_signal
-from ..handles import CallbackHandle
-from ..hookspecs import hookimpl
-from ..loop import EventLoop
+from hookloop import EventLoop, check_signal, hookimpl
 
 
 class SignalService:
@@ -31,7 +29,7 @@ class SignalService:
 
     def __init__(self, loop: EventLoop) -> None:
         self._loop = loop
-        self._handlers: dict[int, CallbackHandle] = {}
+        self._handlers: dict[int, asyncio.Handle] = {}
         self._previous_wakeup_fd = -1
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
@@ -44,7 +42,7 @@ class SignalService:
             except (ValueError, OSError) as exc:
                 raise RuntimeError(str(exc)) from None
         previous = self._handlers.get(sig)
-        self._handlers[sig] = CallbackHandle(callback, args, loop, None)
+        self._handlers[sig] = asyncio.Handle(callback, args, loop, None)
         try:
             signal.signal(sig, self._on_signal)
             signal.siginterrupt(sig, False)
@@ -81,7 +79,7 @@ class SignalService:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         handle = self._handlers.get(signum)
-        if handle is None or handle._cancelled or self._loop.is_closed():
+        if handle is None or handle.cancelled() or self._loop.is_closed():
             return
         self._loop.schedule_handle(handle, threadsafe=True)
 

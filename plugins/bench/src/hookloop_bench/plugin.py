@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hookloop.hookspecs import hookimpl
+from hookloop import hookimpl
+
+#: The hookloop plugin API this plugin is written for; a core that does not
+#: support it refuses the plugin, naming both versions.
+HOOKLOOP_API = 1
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -115,10 +115,14 @@ def not_run_reason(subject: Subject, workload: Workload) -> str | None:
         return "trustme is not installed (pip install 'hookloop-bench[tls]')"
     if subject.kind != "hookloop" or workload.needs is None:
         return None
-    from hookloop.assembly import FEATURES, recipe
-    if recipe(subject.target).factories.get(workload.needs) is None:
-        distribution = FEATURES[workload.needs][1]
-        return f"{distribution} is not installed"
+    import hookloop
+    loop = hookloop.new_event_loop(subject.target, stall=False)
+    try:
+        loop.service(workload.needs)
+    except hookloop.PluginMissingError as missing:
+        return f"{missing.distribution} is not installed"
+    finally:
+        loop.close()
     return None
 
 

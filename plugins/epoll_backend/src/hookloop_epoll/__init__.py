@@ -13,12 +13,15 @@ The self-pipe and the statistics counters come from
 """
 from __future__ import annotations
 
-from hookloop.backends import Backend
-from hookloop.hookspecs import hookimpl
+from hookloop import Backend, hookimpl
 
 from .epoll_poller import EPOLL_UNAVAILABLE, EpollPoller
 
 __all__ = ["EpollPoller", "hookloop_pollers"]
+
+#: The hookloop plugin API this plugin is written for; a core that does not
+#: support it refuses the plugin, naming both versions.
+HOOKLOOP_API = 1
 
 DISTRIBUTION = "hookloop-epoll"
 

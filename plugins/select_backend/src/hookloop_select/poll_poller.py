@@ -60,7 +60,7 @@ import math
 import select
 from typing import TYPE_CHECKING
 
-from hookloop.errors import BackendUnavailableError
+from hookloop import BackendUnavailableError
 
 from ._table import InterestTablePoller
 

@@ -21,18 +21,22 @@ and the one callback per child exit.
 """
 from __future__ import annotations
 
-from hookloop.hookspecs import ServiceFactory, hookimpl
+from hookloop import hookimpl, services
 
 from .service import SubprocessService
 from .transport import SubprocessTransport
 
 __all__ = ["SubprocessService", "SubprocessTransport", "hookloop_subprocess"]
 
+#: The hookloop plugin API this plugin is written for; a core that does not
+#: support it refuses the plugin, naming both versions.
+HOOKLOOP_API = 1
+
 DISTRIBUTION = "hookloop-subprocess"
 
 
 @hookimpl
-def hookloop_subprocess() -> ServiceFactory:
+def hookloop_subprocess() -> services.ServiceFactory[services.SubprocessService]:
     """Serve ``subprocess_exec``/``subprocess_shell`` with :class:`SubprocessService`."""
     return SubprocessService
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hookloop.hookspecs import hookimpl
+from hookloop import hookimpl
 
 from .service import TLSService
 from .transport import SSLTransport
 
 __all__ = ["TLSService", "SSLTransport", "hookloop_tls"]
+
+#: The hookloop plugin API this plugin is written for; a core that does not
+#: support it refuses the plugin, naming both versions.
+HOOKLOOP_API = 1
 
 
 @hookimpl

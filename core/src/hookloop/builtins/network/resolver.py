@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ...hookspecs import hookimpl
+from hookloop import hookimpl
+
 from .addresses import AddrInfo, numeric_addrinfo
 
 logger = logging.getLogger("asyncio")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...hookspecs import hookimpl
+from hookloop import hookimpl
+
 from .connect import StreamClients
 from .datagram import DatagramEndpoints
 from .pipes import PipeEndpoints
