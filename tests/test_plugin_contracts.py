@@ -168,3 +168,17 @@ def test_each_plugin_declares_a_hookloop_range_and_its_plugin_api(plugin_dir):
     for value in entry_points.values():
         module = __import__(value, fromlist=["_"])
         assert getattr(module, "HOOKLOOP_API", None) in PLUGIN_API, value
+
+
+def test_the_plugin_guide_names_every_hook_and_contract():
+    # The guide cannot drift from the code: every hook and every service
+    # contract is in docs/plugins.md, as is each public module.
+    import hookloop.hookspecs
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    hooks = [name for name in dir(hookloop.hookspecs) if name.startswith("hookloop_")]
+    assert len(hooks) >= 10
+    missing = [name for name in hooks if f"`{name}(" not in guide]
+    missing += [c.__name__ for c in SERVICE_CONTRACTS.values() if f"`{c.__name__}`" not in guide]
+    missing += [m for m in ("hookloop.poller", "hookloop.services", "hookloop.transport",
+                            "hookloop.testing") if f"`{m}`" not in guide]
+    assert missing == []
