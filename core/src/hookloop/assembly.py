@@ -31,7 +31,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from . import hookspecs
 from .backends import Backend
 from .errors import BackendUnavailableError, PluginLoadError, PluginMissingError
 from .loop import EventLoop
+from .poller import Poller, check_capabilities
 from .stall import make_stall, stall_from_environment
 
 __all__ = [
@@ -365,7 +366,9 @@ def recipe(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
     return _cached(_recipes, key, lambda: _assemble(name, disabled, extra))
 
 
-def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
+def new_event_loop(backend: str | None = None, *,
+                   backend_options: Mapping[str, Any] | None = None,
+                   plugins: Sequence[Any] | None = None,
                    disable: Iterable[str] = (), stall: Any = None) -> EventLoop:
     """Create a new hookloop event loop from the installed plugins.
 
@@ -373,6 +376,14 @@ def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None 
         default ``$HOOKLOOP_BACKEND``, else the best available one.  An unknown
         or unavailable name raises :class:`~hookloop.BackendUnavailableError`
         (a ``ValueError``) listing the installed backends.
+    :param backend_options: Options for the chosen backend's poller factory,
+        passed to it as keyword arguments (``{"max_events": 256}`` for epoll
+        and kqueue); :attr:`hookloop.Backend.options` lists what a backend
+        accepts.  They go to whichever backend is chosen, so name the backend
+        too.  An option the backend does not accept raises ``TypeError``
+        naming ``backend_options``, the option and the backend, and a bad
+        value the backend's ``TypeError``/``ValueError``, before anything
+        is made.
     :param plugins: Extra plugin objects (modules or instances with
         ``@hookimpl`` functions) for this loop, in addition to the installed
         ones; they take precedence over them.
@@ -385,8 +396,11 @@ def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None 
         variable) before anything is made.
     """
     injector = stall_from_environment() if stall is None else make_stall(stall)
+    if backend_options is not None and not isinstance(backend_options, Mapping):
+        raise TypeError(f"backend_options must be a mapping of option names to values, "
+                        f"not {type(backend_options).__name__}")
     r = recipe(backend, plugins=plugins, disable=disable)
-    poller = r.backend.factory()
+    poller = _make_poller(r.backend, backend_options)
     try:
         loop = EventLoop(poller, r)
     except BaseException:
@@ -405,6 +419,18 @@ def new_event_loop(backend: str | None = None, *, plugins: Sequence[Any] | None 
         loop.close()
         raise
     return loop
+
+
+def _make_poller(backend: Backend, options: Mapping[str, Any] | None) -> Poller:
+    """``backend``'s poller, made with ``options``, its capabilities checked."""
+    poller = backend.make_poller(options)
+    try:
+        check_capabilities(poller)
+    except TypeError as exc:
+        poller.close()
+        where = f" ({backend.distribution})" if backend.distribution else ""
+        raise PluginLoadError(f"backend {backend.name!r}{where} is refused: {exc}") from None
+    return poller
 
 
 def missing_feature(kind: str, recipe: Recipe | None) -> PluginMissingError:

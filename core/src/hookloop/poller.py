@@ -28,6 +28,45 @@ small, in the spirit of trio's ``_io_epoll.py``:
   ``backend`` (its name), ``registered_fds`` and ``polls``; ``close()``
   releases every fd the poller owns; ``name`` is the backend name users pass
   as ``backend=``.
+* ``capabilities`` is a ``frozenset`` of the optional capabilities below that
+  the poller has; :class:`PollerBase` declares none.
+
+Optional capabilities
+---------------------
+
+Some mechanisms can watch things that are not fds.  A poller that offers such
+a feature says so in :attr:`~Poller.capabilities`, and whoever uses it (a
+plugin's service) tests the flag, never the presence of a method.  Each
+capability obliges the poller to have certain methods (:data:`CAPABILITIES`);
+the loop checks, when it is made, that a poller declares a capability
+exactly when it has its methods (:func:`check_capabilities`), and refuses,
+naming the backend, a poller that has one without the other.  Names the core
+does not know are ignored (a newer plugin on an older core).
+
+* :data:`PROCESS_WATCHING` (``"process-watching"``): the poller reports a
+  process's exit without ``SIGCHLD``, a pidfd or a thread (kqueue's
+  ``EVFILT_PROC``/``NOTE_EXIT``).  Methods (:class:`ProcessWatchingPoller`):
+  ``watch_process(pid, callback)`` -- call ``callback(pid)`` once, from the
+  loop's I/O dispatch (the poller reports its own :attr:`~Poller.waker_fd`
+  readable and runs the callbacks in :meth:`~Poller.drain_wakeup`), after
+  ``pid`` has exited, including when it is gone already; watching again
+  replaces the callback; the callback reaps the child itself.
+  ``unwatch_process(pid)`` -- forget ``pid`` (unknown pids are ignored).
+  Loop thread only, like ``register``.  The subprocess service uses it when
+  the flag is set, else a pidfd or a thread.
+
+Factory options
+---------------
+
+A backend's factory (:class:`hookloop.Backend` ``factory``) may take options,
+passed by ``hookloop.new_event_loop(backend_options={...})``: the options it
+accepts are its keyword parameters, each with a default, since the factory is
+called with none of them most of the time (and by the contract kit).  Make
+them keyword-only (``def __init__(self, *, max_events: int | None = None)``).
+An option the factory does not take is refused by the core before the factory
+is called; the factory validates the values, before it opens anything.  The
+epoll and kqueue backends take ``max_events``, the most events one ``poll()``
+returns (:func:`check_max_events` validates it for any backend with a batch).
 
 Rules every backend follows, so every backend has one semantics:
 
@@ -58,15 +97,22 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "READ",
     "WRITE",
     "MAX_TIMEOUT",
+    "PROCESS_WATCHING",
+    "CAPABILITIES",
     "Poller",
+    "ProcessWatchingPoller",
     "PollerBase",
+    "check_capabilities",
     "check_fd",
+    "check_max_events",
 ]
 
 #: Interest in readability, for :meth:`Poller.register`.
@@ -75,6 +121,16 @@ READ = 1
 WRITE = 2
 #: The longest timeout the core ever passes to :meth:`Poller.poll` (one day).
 MAX_TIMEOUT = 24 * 3600.0
+
+#: Capability: the poller watches process exits (``watch_process`` and
+#: ``unwatch_process``); see "Optional capabilities" above.
+PROCESS_WATCHING = "process-watching"
+
+#: Every optional capability the core knows, and the methods it obliges a
+#: poller that declares it to have.
+CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    PROCESS_WATCHING: ("watch_process", "unwatch_process"),
+})
 
 
 @runtime_checkable
@@ -91,6 +147,8 @@ class Poller(Protocol):
     wakeup_fd: int
     #: Read end of the self-pipe; the core watches it.
     waker_fd: int
+    #: The optional capabilities it has (:data:`PROCESS_WATCHING`, ...).
+    capabilities: frozenset[str]
 
     def register(self, fd: int, events: int) -> None: ...
     def modify(self, fd: int, events: int) -> None: ...
@@ -100,6 +158,14 @@ class Poller(Protocol):
     def drain_wakeup(self) -> None: ...
     def statistics(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ProcessWatchingPoller(Poller, Protocol):
+    """A poller with the :data:`PROCESS_WATCHING` capability."""
+
+    def watch_process(self, pid: int, callback: Callable[[int], object]) -> None: ...
+    def unwatch_process(self, pid: int) -> None: ...
 
 
 class PollerBase:
@@ -116,6 +182,8 @@ class PollerBase:
     name = "base"
     READABLE = READ
     WRITABLE = WRITE
+    #: None; a subclass with a capability replaces this.
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         rsock, wsock = socket.socketpair()
@@ -176,3 +244,49 @@ def check_fd(fd: int) -> int:
         raise ValueError(f"Invalid file descriptor: {fd}")
     os.fstat(fd)  # raises OSError(EBADF) when closed
     return fd
+
+
+def check_capabilities(poller: object) -> frozenset[str]:
+    """Check that ``poller`` declares a capability exactly when it has its methods.
+
+    Returns the capabilities it declares.  Raises ``TypeError`` saying what is
+    wrong when ``capabilities`` is not a set of strings, when a declared
+    capability lacks one of its methods (:data:`CAPABILITIES`), or when the
+    poller has such a method without declaring the capability.  The loop
+    calls this once per loop it makes; the contract kit calls it too.
+    """
+    kind = type(poller).__name__
+    declared = getattr(poller, "capabilities", None)
+    if not isinstance(declared, (set, frozenset)) or \
+            not all(isinstance(c, str) for c in declared):
+        raise TypeError(f"{kind}.capabilities must be a frozenset of capability names "
+                        f"(hookloop.poller.PROCESS_WATCHING, ...), not {declared!r}")
+    for capability, methods in CAPABILITIES.items():
+        present = [m for m in methods if callable(getattr(poller, m, None))]
+        if capability in declared and len(present) < len(methods):
+            missing = ", ".join(f"{m}()" for m in methods if m not in present)
+            raise TypeError(f"{kind} declares the capability {capability!r} but has no "
+                            f"{missing}")
+        if capability not in declared and present:
+            raise TypeError(f"{kind} has {', '.join(f'{m}()' for m in present)} but does "
+                            f"not declare the capability {capability!r} in its "
+                            f"capabilities: add it, or rename the method")
+    return frozenset(declared)
+
+
+def check_max_events(max_events: int | None, backend: str) -> int | None:
+    """Validate a ``max_events`` factory option (a batch size per ``poll()``).
+
+    ``None`` (the backend's own adaptive batch) or an ``int`` of at least 1;
+    anything else raises ``TypeError`` or ``ValueError`` naming the option
+    and ``backend``.  For factories, before they open anything.
+    """
+    if max_events is None:
+        return None
+    if not isinstance(max_events, int) or isinstance(max_events, bool):
+        raise TypeError(f"the {backend!r} backend's max_events option must be an int or "
+                        f"None, not {type(max_events).__name__}")
+    if max_events < 1:
+        raise ValueError(f"the {backend!r} backend's max_events option must be at least 1, "
+                         f"got {max_events}")
+    return max_events

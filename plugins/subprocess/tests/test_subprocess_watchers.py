@@ -17,6 +17,7 @@ from hookloop_subprocess import watchers
 from subprocess_helpers import BASELINE, READY_THEN_SLEEP, fd_count, run, unreaped
 
 import hookloop
+from hookloop.poller import PROCESS_WATCHING
 
 pytestmark = pytest.mark.skipif(BASELINE, reason="hookloop-only behaviour")
 
@@ -25,7 +26,7 @@ PIPE = asyncio.subprocess.PIPE
 
 def test_watcher_choice(hookloop_loop, hookloop_backend):
     watcher = hookloop_loop.service("subprocess").watcher
-    if hasattr(hookloop_loop.poller, "watch_process"):
+    if PROCESS_WATCHING in hookloop_loop.poller.capabilities:
         assert watcher.name == "poller"
     elif watchers.pidfd_works():
         assert watcher.name == "pidfd"
@@ -33,6 +34,21 @@ def test_watcher_choice(hookloop_loop, hookloop_backend):
         assert watcher.name == "thread"
     if hookloop_backend == "kqueue":
         assert watcher.name == "poller"
+
+
+def test_the_capability_flag_decides_not_the_methods(hookloop_backend):
+    """A poller is used as the child watcher when it declares PROCESS_WATCHING,
+    whatever methods it has: with the flag taken away after the loop was made
+    (the methods stay), the service uses a pidfd or a thread instead."""
+    loop = hookloop.new_event_loop(hookloop_backend)
+    try:
+        declared = PROCESS_WATCHING in loop.poller.capabilities
+        assert declared == (hookloop_backend == "kqueue")
+        if declared:
+            loop.poller.capabilities = frozenset()
+        assert loop.service("subprocess").watcher.name != "poller"
+    finally:
+        loop.close()
 
 
 @pytest.fixture
@@ -54,7 +70,7 @@ async def _workout():
 def test_thread_watcher_fallback(spawned, no_pidfd, hookloop_backend):
     loop = hookloop.new_event_loop(hookloop_backend)
     try:
-        expected = "poller" if hasattr(loop.poller, "watch_process") else "thread"
+        expected = "poller" if PROCESS_WATCHING in loop.poller.capabilities else "thread"
         assert loop.service("subprocess").watcher.name == expected
         run(loop, asyncio.sleep(0))
         before = fd_count()

@@ -73,7 +73,10 @@ negative timeout means "block" to epoll; we turn it into 0.
 makes the loop go round once per batch.  We start at 64 and double whenever a
 poll returns a full batch, up to 4096.  Nothing starves meanwhile: the
 kernel moves the fds it reported to the back of its ready list, so the next
-call reports the others first.
+call reports the others first.  The factory option ``max_events``
+(``new_event_loop("epoll", backend_options={"max_events": N})``) fixes the
+batch at ``N`` instead, for a program that knows its fd count, or wants the
+loop to come back to its timers and callbacks after at most ``N`` events.
 
 **fork.**  A child inherits the epoll fd, and it names the *same* instance:
 a child calling ``epoll_ctl`` changes the parent's interest set.  The core
@@ -90,7 +93,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from hookloop.errors import BackendUnavailableError
-from hookloop.poller import PollerBase
+from hookloop.poller import PollerBase, check_max_events
 
 __all__ = ["EPOLL_UNAVAILABLE", "EpollPoller"]
 
@@ -129,11 +132,15 @@ class EpollPoller(PollerBase):
     READABLE = _READABLE
     WRITABLE = _WRITABLE
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_events: int | None = None) -> None:
+        """:param max_events: The most events one ``poll()`` returns (the
+            ``backend_options`` option of that name): a fixed batch size, or
+            ``None`` for the adaptive one (see **maxevents** above)."""
         if EPOLL_UNAVAILABLE is not None:
             raise BackendUnavailableError(
                 f"the epoll backend cannot work here: {EPOLL_UNAVAILABLE}"
             )
+        fixed = check_max_events(max_events, self.name)
         epoll = select.epoll()
         try:
             super().__init__()
@@ -143,7 +150,8 @@ class EpollPoller(PollerBase):
         self._epoll = epoll
         self._kernel_poll = epoll.poll
         self._interest: dict[int, int] = {}
-        self._maxevents = _MIN_MAXEVENTS
+        self._maxevents = _MIN_MAXEVENTS if fixed is None else fixed
+        self._max_maxevents = _MAX_MAXEVENTS if fixed is None else fixed
         self._rebuilds = 0
 
     # -- the contract --------------------------------------------------------
@@ -190,7 +198,7 @@ class EpollPoller(PollerBase):
             timeout = 0
         maxevents = self._maxevents
         events = self._kernel_poll(timeout, maxevents)
-        if len(events) == maxevents and maxevents < _MAX_MAXEVENTS:
+        if len(events) == maxevents and maxevents < self._max_maxevents:
             self._maxevents = maxevents * 2
         return events
 

@@ -11,8 +11,9 @@ the backend is still offered, marked unavailable with the reason, so
 and never breaks loop creation there.  Availability is decided when the hook
 runs, not at import, by looking at ``select`` then.
 
-Beyond the poller contract, :class:`KqueuePoller` offers child-exit watching
-(:meth:`KqueuePoller.watch_process`) for the subprocess service.
+:class:`KqueuePoller` has the contract's optional process-watching capability
+(``capabilities`` holds :data:`hookloop.poller.PROCESS_WATCHING`): child-exit
+watching (:meth:`KqueuePoller.watch_process`) for the subprocess service.
 
 The self-pipe and the statistics counters come from
 :class:`hookloop.poller.PollerBase`, as for every backend.

@@ -85,14 +85,19 @@ turns a negative timeout into 0.
 
 **maxevents.**  As with epoll: 64 to start, doubled after a full batch, up
 to 4096; the kernel moves a reported level-triggered knote to the tail of
-its queue, so a small batch starves nobody.
+its queue, so a small batch starves nobody.  The factory option
+``max_events`` (``backend_options={"max_events": N}``) fixes it at ``N``; a
+poll that hands changes over still asks for one more slot per change (above),
+so only that poll may return more.
 
 **Wakeup.**  The self-pipe of :class:`hookloop.poller.PollerBase`, watched
 with ``EVFILT_READ`` like any fd.  ``EVFILT_USER`` would save the pipe, but
 CPython's ``select`` module does not export it, and ``signal.set_wakeup_fd``
 needs an fd anyway.
 
-**Processes** (:meth:`KqueuePoller.watch_process`).  ``EVFILT_PROC`` with
+**Processes** (:meth:`KqueuePoller.watch_process`, the poller contract's
+optional :data:`~hookloop.poller.PROCESS_WATCHING` capability, declared in
+:attr:`KqueuePoller.capabilities`).  ``EVFILT_PROC`` with
 ``NOTE_EXIT`` reports a pid's exit without ``SIGCHLD`` or a thread, which is
 what a subprocess service wants.  A pid is no fd, so it cannot go through
 the core's fd table; instead the poller keeps the callback per pid, queues
@@ -116,7 +121,15 @@ from collections.abc import Callable
 from typing import Any
 
 from hookloop.errors import BackendUnavailableError
-from hookloop.poller import MAX_TIMEOUT, READ, WRITE, PollerBase, check_fd
+from hookloop.poller import (
+    MAX_TIMEOUT,
+    PROCESS_WATCHING,
+    READ,
+    WRITE,
+    PollerBase,
+    check_fd,
+    check_max_events,
+)
 
 __all__ = ["KqueuePoller", "kqueue_unavailable"]
 
@@ -141,11 +154,18 @@ class KqueuePoller(PollerBase):
     name = "kqueue"
     READABLE = READ
     WRITABLE = WRITE
+    #: ``EVFILT_PROC``: :meth:`watch_process` and :meth:`unwatch_process`.
+    capabilities = frozenset({PROCESS_WATCHING})
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_events: int | None = None) -> None:
+        """:param max_events: The most events one ``poll()`` asks the kernel
+            for, besides one slot per change it hands over (the
+            ``backend_options`` option of that name): a fixed batch size, or
+            ``None`` for the adaptive one (see **maxevents** above)."""
         reason = kqueue_unavailable()
         if reason is not None:
             raise BackendUnavailableError(f"the kqueue backend cannot work here: {reason}")
+        fixed = check_max_events(max_events, self.name)
         kq = select.kqueue()
         try:
             super().__init__()
@@ -166,7 +186,8 @@ class KqueuePoller(PollerBase):
         self._filter_bits = {self._read: READ, self._write: WRITE}
         self._interest: dict[int, int] = {}
         self._changes: dict[tuple[int, int], Any] = {}
-        self._maxevents = _MIN_MAXEVENTS
+        self._maxevents = _MIN_MAXEVENTS if fixed is None else fixed
+        self._max_maxevents = _MAX_MAXEVENTS if fixed is None else fixed
         self._exit_callbacks: dict[int, Callable[[int], object]] = {}
         self._exited: deque[int] = deque()
         self._change_errors = 0
@@ -227,7 +248,7 @@ class KqueuePoller(PollerBase):
         else:
             events = self._control(None, maxevents, timeout)
             self._translate(events, ready, None)
-        if len(events) >= maxevents and maxevents < _MAX_MAXEVENTS:
+        if len(events) >= maxevents and maxevents < self._max_maxevents:
             self._maxevents = maxevents * 2
         if self._exited:
             ready.append((self.waker_fd, READ))
@@ -261,7 +282,7 @@ class KqueuePoller(PollerBase):
         self._registered = 0
         self._close_waker()
 
-    # -- processes (a capability beyond the contract) --------------------------
+    # -- processes (the optional PROCESS_WATCHING capability) -----------------
 
     def watch_process(self, pid: int, callback: Callable[[int], object]) -> None:
         """Call ``callback(pid)`` from the loop once process ``pid`` has exited.

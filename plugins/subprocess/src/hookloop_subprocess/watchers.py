@@ -236,7 +236,7 @@ class ThreadWatcher(ChildWatcher):
 def choose_watcher(loop: Any) -> ChildWatcher:
     """The best watcher for ``loop``: the poller's, a pidfd, or a thread."""
     poller = loop.poller
-    if hasattr(poller, "watch_process") and hasattr(poller, "unwatch_process"):
+    if "process-watching" in poller.capabilities:  # hookloop.poller.PROCESS_WATCHING
         return PollerWatcher(poller)
     if pidfd_works():
         return PidfdWatcher(loop)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import hookloop
-from hookloop.poller import READ, WRITE, Poller
+from hookloop.poller import CAPABILITIES, READ, WRITE, Poller, check_capabilities
 
 #: How long a test waits for an event it expects before failing.
 PATIENCE = 10.0
@@ -145,6 +145,17 @@ def test_poller_has_the_contract_shape(hookloop_backend: str, poller: Poller) ->
     assert poller.waker_fd != poller.wakeup_fd
     os.fstat(poller.waker_fd)
     os.fstat(poller.wakeup_fd)
+
+
+def test_capabilities_match_methods(poller: Poller) -> None:
+    """``capabilities`` is a frozenset, and each optional capability the core
+    knows is declared exactly when the poller has its methods (the check the
+    loop makes when it is created)."""
+    assert isinstance(poller.capabilities, frozenset)
+    assert check_capabilities(poller) == poller.capabilities
+    for capability, methods in CAPABILITIES.items():
+        has = [callable(getattr(poller, m, None)) for m in methods]
+        assert all(has) if capability in poller.capabilities else not any(has), capability
 
 
 def test_statistics(hookloop_backend: str, poller: Poller, pair: tuple[socket.socket, ...]
