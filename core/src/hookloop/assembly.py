@@ -16,6 +16,19 @@ This is the only place where pluggy runs.  It owns:
 * :func:`new_event_loop`, the loop factory for ``asyncio.run(...,
   loop_factory=...)`` and ``asyncio.Runner``.
 
+The core's builtin plugins are a layer above this kernel: they use only
+public names, as an installed plugin would, and are registered here by
+module name (``BUILTIN_PLUGINS``, as pytest lists its default plugins), so
+the kernel imports none of them.  What distribution provides a missing
+feature comes from :mod:`hookloop.features`, a leaf module.
+
+Plugin API versions: a plugin module may say which plugin API it is
+written for (``HOOKLOOP_API = 1``); one asking for a version this core does
+not support (``PLUGIN_API``) is refused with a warning naming the plugin and
+both versions, and the loop is assembled without it.  A hook this core does
+not define is refused unless its implementation says
+``@hookimpl(optionalhook=True)`` (a plugin written for a newer core).
+
 Configuration, in order of precedence: arguments (``backend=``,
 ``disable=``, ``plugins=``), then the environment: ``HOOKLOOP_BACKEND``,
 ``HOOKLOOP_DISABLE=a,b`` (plugin names, as ``hookloop plugins`` lists
@@ -26,10 +39,11 @@ nor be reached from the run loop.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
-import sys
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +53,11 @@ import pluggy
 
 from . import hookspecs
 from .backends import Backend
-from .errors import BackendUnavailableError, PluginLoadError, PluginMissingError
+from .errors import BackendUnavailableError, PluginAPIWarning, PluginLoadError, PluginMissingError
+from .features import missing_feature, suggested_backend
 from .loop import EventLoop
 from .poller import Poller, check_capabilities
+from .services import check_service
 from .stall import make_stall, stall_from_environment
 
 __all__ = [
@@ -52,22 +68,24 @@ __all__ = [
     "plugin_manager",
     "plugin_infos",
     "PluginInfo",
+    "PLUGIN_API",
     "Recipe",
     "clear_cache",
 ]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 
-#: What each service kind is, which distribution provides it, and the name of
-#: the builtin plugin that provides it by default (``None``: no builtin).
-FEATURES: dict[str, tuple[str, str, str | None]] = {
-    "transports": ("sockets, servers and pipes", "hookloop", "transports"),
-    "tls": ("TLS (ssl=, start_tls)", "hookloop-tls", None),
-    "resolver": ("name resolution (getaddrinfo, getnameinfo)", "hookloop", "resolver"),
-    "signals": ("signal handlers", "hookloop", "signals"),
-    "executor": ("run_in_executor(None, ...)", "hookloop", "executor"),
-    "subprocess": ("subprocesses", "hookloop-subprocess", None),
-}
+#: The plugin API versions this core supports (a plugin's ``HOOKLOOP_API``).
+PLUGIN_API: frozenset[int] = frozenset({1})
+
+#: The core's own plugins: (plugin name, module), registered first, by name.
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("executor", "hookloop.builtins.executor"),
+    ("signals", "hookloop.builtins.signals"),
+    ("transports", "hookloop.builtins.network.service"),
+    ("resolver", "hookloop.builtins.network.resolver"),
+    ("commands", "hookloop.builtins.commands"),
+)
 _SERVICE_HOOKS = ("transports", "tls", "resolver", "signals", "subprocess")
 
 
@@ -93,6 +111,10 @@ class Recipe:
     instruments: Any = None
     loop_closing: Any = None
     disabled: frozenset[str] = field(default_factory=frozenset)
+
+    def missing(self, kind: str) -> PluginMissingError:
+        """The error for a feature whose service no plugin provides."""
+        return missing_feature(kind, self.disabled)
 
 
 @dataclass
@@ -156,11 +178,21 @@ def clear_cache() -> None:
 # ----------------------------------------------------------------------
 
 def _builtin_plugins() -> list[tuple[str, Any]]:
-    from .builtins import commands, executor, signals
-    from .builtins.network import resolver
-    from .builtins.network import service as transports
-    return [("executor", executor), ("signals", signals), ("transports", transports),
-            ("resolver", resolver), ("commands", commands)]
+    return [(name, importlib.import_module(module)) for name, module in BUILTIN_PLUGINS]
+
+
+def _supports_api(name: str, plugin: Any, where: str) -> bool:
+    """Whether this core supports the plugin API version ``plugin`` asks for
+    (its ``HOOKLOOP_API``; none asked: yes); warn and say no otherwise."""
+    wanted = getattr(plugin, "HOOKLOOP_API", None)
+    if wanted is None or wanted in PLUGIN_API:
+        return True
+    warnings.warn(
+        f"hookloop plugin {name!r} ({where}) is written for hookloop plugin API "
+        f"{wanted!r}; this hookloop {_core_version()} supports plugin API "
+        f"{', '.join(map(str, sorted(PLUGIN_API)))}: the plugin is not loaded "
+        f"(upgrade hookloop or the plugin's distribution)", PluginAPIWarning, stacklevel=2)
+    return False
 
 
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> tuple[Any, PluginInfo]:
@@ -213,19 +245,23 @@ def _build_manager(autoload: bool, blocked: frozenset[str],
         infos[name] = PluginInfo(name, "hookloop", version, (), builtin=True)
     if autoload:
         for name, plugin, info in _entry_points(blocked):
-            _register(pm, name, plugin, f"distribution {info.distribution} {info.version}")
-            infos.setdefault(name, info)
+            where = f"distribution {info.distribution} {info.version}"
+            if _supports_api(name, plugin, where):
+                _register(pm, name, plugin, where)
+                infos.setdefault(name, info)
     for plugin in extra:
         name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin):x}"
-        _register(pm, name, plugin, "passed as plugins=")
-        infos.setdefault(name, PluginInfo(name, "(explicit)", "", ()))
+        if _supports_api(name, plugin, "passed as plugins="):
+            _register(pm, name, plugin, "passed as plugins=")
+            infos.setdefault(name, PluginInfo(name, "(explicit)", "", ()))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         owner = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
         raise PluginLoadError(
-            f"hookloop plugin {owner!r} implements a hook that hookloop does not define: "
-            f"{exc}") from exc
+            f"hookloop plugin {owner!r} implements a hook that hookloop {_core_version()} "
+            f"does not define: {exc} (a hook of a newer hookloop can be marked "
+            f"@hookimpl(optionalhook=True))") from exc
     for name in list(infos):
         plugin = pm.get_plugin(name)
         hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
@@ -292,7 +328,7 @@ def _choose_backend(backends: list[Backend], name: str | None) -> Backend:
     usable = [b for b in backends if b.available]
     if name is None:
         if not usable:
-            raise PluginMissingError("an event loop (a poller backend)", _suggested_backend())
+            raise PluginMissingError("an event loop (a poller backend)", suggested_backend())
         return usable[0]
     for backend in backends:
         if backend.name == name:
@@ -307,14 +343,6 @@ def _choose_backend(backends: list[Backend], name: str | None) -> Backend:
 
 def _names(backends: Iterable[Backend]) -> str:
     return ", ".join(b.name for b in backends) or "none (pip install hookloop-select)"
-
-
-def _suggested_backend() -> str:
-    if sys.platform.startswith("linux"):
-        return "hookloop-epoll"
-    if sys.platform == "darwin" or "bsd" in sys.platform:
-        return "hookloop-kqueue"
-    return "hookloop-select"
 
 
 def get_backend(name: str | None = None) -> Backend:
@@ -342,7 +370,8 @@ def _assemble(backend_name: str | None, disable: frozenset[str],
         return hc if hc.get_hookimpls() else None
 
     backend = _choose_backend(_collect_backends(caller("hookloop_pollers")), backend_name)
-    factories = {kind: caller(f"hookloop_{kind}")() for kind in _SERVICE_HOOKS}
+    factories = {kind: _service_factory(kind, caller(f"hookloop_{kind}"), pm)
+                 for kind in _SERVICE_HOOKS}
     _, env_blocked, _ = _environment()
     return Recipe(
         backend=backend,
@@ -353,6 +382,32 @@ def _assemble(backend_name: str | None, disable: frozenset[str],
         loop_closing=caller_if_implemented("hookloop_loop_closing"),
         disabled=disable | env_blocked,
     )
+
+
+def _service_factory(kind: str, hook_caller: Any,
+                     pm: pluggy.PluginManager) -> Callable[[EventLoop], Any] | None:
+    """The factory a ``firstresult`` service hook gives, checked against the
+    service's contract (:mod:`hookloop.services`): at once if the factory is
+    a class, else on the service it makes (once per loop, when the feature is
+    first used).  The plugin whose implementation won is named in errors."""
+    for impl in reversed(hook_caller.get_hookimpls()):  # pluggy's call order
+        if impl.hookwrapper or getattr(impl, "wrapper", False):
+            continue
+        factory = impl.function()
+        if factory is None:
+            continue
+        plugin = impl.plugin_name
+        if isinstance(factory, type):
+            check_service(kind, factory, plugin)
+            return factory
+
+        def checked(loop: EventLoop, _factory: Any = factory, _plugin: str = plugin) -> Any:
+            service = _factory(loop)
+            check_service(kind, service, _plugin)
+            return service
+
+        return checked
+    return None
 
 
 def recipe(backend: str | None = None, *, plugins: Sequence[Any] | None = None,
@@ -431,10 +486,3 @@ def _make_poller(backend: Backend, options: Mapping[str, Any] | None) -> Poller:
         where = f" ({backend.distribution})" if backend.distribution else ""
         raise PluginLoadError(f"backend {backend.name!r}{where} is refused: {exc}") from None
     return poller
-
-
-def missing_feature(kind: str, recipe: Recipe | None) -> PluginMissingError:
-    """The error for a feature whose service no plugin provides."""
-    feature, distribution, builtin = FEATURES[kind]
-    disabled = recipe is not None and builtin is not None and builtin in recipe.disabled
-    return PluginMissingError(feature, distribution, plugin=builtin, disabled=disabled)

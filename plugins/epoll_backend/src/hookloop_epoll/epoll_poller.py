@@ -92,7 +92,7 @@ import select
 import sys
 from typing import TYPE_CHECKING, Any
 
-from hookloop.errors import BackendUnavailableError
+from hookloop import BackendUnavailableError
 from hookloop.poller import PollerBase, check_max_events
 
 __all__ = ["EPOLL_UNAVAILABLE", "EpollPoller"]

@@ -20,12 +20,15 @@ The self-pipe and the statistics counters come from
 """
 from __future__ import annotations
 
-from hookloop.backends import Backend
-from hookloop.hookspecs import hookimpl
+from hookloop import Backend, hookimpl
 
 from .kqueue_poller import KqueuePoller, kqueue_unavailable
 
 __all__ = ["KqueuePoller", "hookloop_pollers"]
+
+#: The hookloop plugin API this plugin is written for; a core that does not
+#: support it refuses the plugin, naming both versions.
+HOOKLOOP_API = 1
 
 DISTRIBUTION = "hookloop-kqueue"
 

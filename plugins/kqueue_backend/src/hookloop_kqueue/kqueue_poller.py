@@ -120,7 +120,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from hookloop.errors import BackendUnavailableError
+from hookloop import BackendUnavailableError
 from hookloop.poller import (
     MAX_TIMEOUT,
     PROCESS_WATCHING,
