@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -64,7 +64,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # --------------------------------------------------------------------------
 
 @hookspec
-def hookloop_pollers() -> Sequence[Backend]:
+def hookloop_pollers() -> Sequence[Backend]:  # type: ignore[empty-body]
     """Contribute poller backends.
 
     Called once per process.  Every implementation's result is collected;
@@ -198,7 +198,7 @@ def hookloop_loop_closing(loop: EventLoop) -> None:
 # --------------------------------------------------------------------------
 
 @hookspec
-def hookloop_add_commands(subparsers: argparse._SubParsersAction) -> None:
+def hookloop_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add subcommands to the ``hookloop`` command line.
 
     Call ``subparsers.add_parser(name, help=...)`` and set the parser's

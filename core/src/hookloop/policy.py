@@ -60,7 +60,7 @@ class EventLoopPolicy(_AbstractPolicy):
         return new_event_loop(self._backend, **self._loop_options)
 
     def get_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = getattr(self._local, "loop", None)
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
         if loop is None and not getattr(self._local, "set_called", False) \
                 and threading.current_thread() is threading.main_thread() \
                 and _implicit_loop_allowed():

@@ -129,16 +129,15 @@ def parse_stall(text: str, *, name: str = "stall") -> tuple[float, float]:
     return probability, max_ms
 
 
-_loops_made = ["", 0]  # [the test they were made in, how many]
+_loops_made: dict[str, int] = {}  # {the test they are made in: how many so far}
 
 
 def loop_seed(base: Any) -> str:
     """The seed of the next loop's stalls, from a base seed (see module doc)."""
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-    if _loops_made[0] != test:
-        _loops_made[:] = [test, 0]
-    _loops_made[1] += 1
-    number = _loops_made[1]
+    if test not in _loops_made:
+        _loops_made.clear()  # a new test: count from 1 again
+    number = _loops_made[test] = _loops_made.get(test, 0) + 1
     return f"{base}/{test}/{number}" if test else f"{base}/{number}"
 
 

@@ -43,7 +43,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 logger = logging.getLogger("asyncio")
 _copy_context = contextvars.copy_context
@@ -138,7 +138,10 @@ class TransportCore:
     :meth:`_init_core` from their ``__init__``.
     """
 
-    __slots__ = ()
+    if not TYPE_CHECKING:
+        # The concrete transports list every slot (see SocketTransport); to a
+        # type checker the attributes are the annotations below.
+        __slots__ = ()
 
     _loop: Any
     _fileobj: Any
@@ -302,7 +305,10 @@ class ReadControl(TransportCore):
     got EOF but stays open for writing still says it is reading.
     """
 
-    __slots__ = ()
+    if not TYPE_CHECKING:
+        # The concrete transports list every slot (see SocketTransport); to a
+        # type checker the attributes are the annotations below.
+        __slots__ = ()
 
     _reading: bool
     _reader: Callable[[], Any]
@@ -374,7 +380,10 @@ class BufferedWriter(TransportCore):
     failed if the connection is lost first.
     """
 
-    __slots__ = ()
+    if not TYPE_CHECKING:
+        # The concrete transports list every slot (see SocketTransport); to a
+        # type checker the attributes are the annotations below.
+        __slots__ = ()
 
     _buffer: collections.deque[Any]
     _buffer_size: int

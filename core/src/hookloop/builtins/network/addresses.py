@@ -181,11 +181,11 @@ def _numeric_infos(host: Any, port: int, family: int, type: int, proto: int,
             text = "0.0.0.0" if passive else "127.0.0.1"
         else:
             text = "::" if passive else "::1"
-        parsed = (family, text, 0)
+        parsed: tuple[int, str, int] | None = (family, text, 0)
     else:
         parsed = parse_numeric_host(host, family)
-        if parsed is None:
-            return None
+    if parsed is None:
+        return None
     kinds = _socket_kinds(type, proto, parsed[0])
     if kinds is None:
         return None
@@ -232,8 +232,9 @@ async def resolve(loop: Any, host: Any, port: Any, *, family: int = 0, type: int
                                    flags & socket.AI_PASSIVE)
             if infos is not None:
                 return infos
-    return await loop.getaddrinfo(host, port, family=family, type=type, proto=proto,
-                                  flags=flags)
+    resolved: list[Any] = await loop.getaddrinfo(host, port, family=family, type=type,
+                                                 proto=proto, flags=flags)
+    return resolved
 
 
 def remove_stale_unix_socket(path: str | bytes) -> None:

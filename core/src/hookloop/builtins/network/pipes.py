@@ -102,7 +102,8 @@ class _Absent:
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is None:
-            raise AttributeError(f"type object {objtype.__name__!r} has no attribute "
+            owner = objtype.__name__ if objtype is not None else "?"
+            raise AttributeError(f"type object {owner!r} has no attribute "
                                  f"{self.name!r}")
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
 
@@ -115,6 +116,9 @@ class PipeAttribute:
     __slots__ = ()
 
     _fileobj: Any
+    _closing: bool
+    _fd: int
+    _loop: Any
 
     @property
     def _pipe(self) -> Any:

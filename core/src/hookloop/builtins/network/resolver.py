@@ -38,7 +38,8 @@ def _timed_getaddrinfo(host: Any, port: Any, family: int, type: int, proto: int,
     request = f"{host}:{port!r}, family={family!r}, type={type!r}, proto={proto!r}, flags={flags!r}"
     logger.debug("Get address info %s", request)
     started = time.monotonic()
-    infos = socket.getaddrinfo(host, port, family, type, proto, flags)
+    infos: list[AddrInfo] = socket.getaddrinfo(  # type: ignore[assignment]
+        host, port, family, type, proto, flags)  # typeshed's tuple union; the same values
     elapsed = time.monotonic() - started
     level = logging.INFO if elapsed >= slow else logging.DEBUG
     logger.log(level, "Getting address info %s took %.3f ms: %r", request, elapsed * 1e3, infos)
@@ -60,13 +61,18 @@ class Resolver:
                 raise RuntimeError("Event loop is closed")
             return infos
         if loop.get_debug():
-            return await loop.run_in_executor(None, _timed_getaddrinfo, host, port, family, type,
-                                              proto, flags, loop.slow_callback_duration)
-        return await loop.run_in_executor(None, socket.getaddrinfo, host, port, family, type,
-                                          proto, flags)
+            found: list[AddrInfo] = await loop.run_in_executor(
+                None, _timed_getaddrinfo, host, port, family, type, proto, flags,
+                loop.slow_callback_duration)
+        else:
+            found = await loop.run_in_executor(None, socket.getaddrinfo, host, port, family,
+                                               type, proto, flags)
+        return found
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
-        return await self._loop.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+        name: tuple[str, str] = await self._loop.run_in_executor(None, socket.getnameinfo,
+                                                                 sockaddr, flags)
+        return name
 
 
 @hookimpl(trylast=True)

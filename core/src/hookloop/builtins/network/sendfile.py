@@ -277,9 +277,10 @@ def _is_reading(transport: Any) -> bool:
     ``is_reading()`` is ``asyncio.ReadTransport``'s, which raises
     ``NotImplementedError`` (as asyncio's write pipe's does)."""
     try:
-        return transport.is_reading()
+        reading: bool = transport.is_reading()
     except NotImplementedError:
         return False
+    return reading
 
 
 def _seekable(file: Any) -> bool:

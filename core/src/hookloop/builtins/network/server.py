@@ -105,7 +105,7 @@ class Server(asyncio.AbstractServer):
     def __init__(self, loop: Any, sockets: list[socket.socket],
                  protocol_factory: Callable[[], Any], ssl: Any, backlog: int,
                  handshake_timeout: float | None, shutdown_timeout: float | None,
-                 unix_cleanup: tuple[str, int] | None = None) -> None:
+                 unix_cleanup: tuple[str | bytes, int] | None = None) -> None:
         self._loop = loop
         self._sockets: list[socket.socket] | None = sockets  # None once closed
         self._listeners = [Listener(self, s) for s in sockets]
@@ -175,7 +175,8 @@ class Server(asyncio.AbstractServer):
     # -- serving -------------------------------------------------------
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+        loop: asyncio.AbstractEventLoop = self._loop
+        return loop
 
     def is_serving(self) -> bool:
         return self._serving

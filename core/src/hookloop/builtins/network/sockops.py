@@ -42,7 +42,7 @@ import collections
 import errno
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from operator import methodcaller
 from typing import Any
@@ -270,24 +270,30 @@ class SocketOperations:
         return future
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
-        return await self._run(sock, _READ, methodcaller("recv", n))
+        data: bytes = await self._run(sock, _READ, methodcaller("recv", n))
+        return data
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        return await self._run(sock, _READ, methodcaller("recv_into", buf))
+        nbytes: int = await self._run(sock, _READ, methodcaller("recv_into", buf))
+        return nbytes
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        return await self._run(sock, _READ, methodcaller("recvfrom", bufsize))
+        got: tuple[bytes, Any] = await self._run(sock, _READ, methodcaller("recvfrom", bufsize))
+        return got
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: Any,
                                  nbytes: int = 0) -> tuple[int, Any]:
-        return await self._run(sock, _READ,
-                               methodcaller("recvfrom_into", buf, nbytes or len(buf)))
+        got: tuple[int, Any] = await self._run(
+            sock, _READ, methodcaller("recvfrom_into", buf, nbytes or len(buf)))
+        return got
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
-        return await self._run(sock, _WRITE, methodcaller("sendto", data, address))
+        sent: int = await self._run(sock, _WRITE, methodcaller("sendto", data, address))
+        return sent
 
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
-        return await self._run(sock, _READ, _accept)
+        accepted: tuple[socket.socket, Any] = await self._run(sock, _READ, _accept)
+        return accepted
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         fd, queue = self._usable_fd(sock, _WRITE)
@@ -321,7 +327,7 @@ class SocketOperations:
         await self._park(fd, _WRITE, queue, lambda future: _Operation(
             future, sock, partial(_connect_result, address=address)))
 
-    async def _resolved(self, sock: socket.socket, address: tuple[Any, ...]) -> Any:
+    async def _resolved(self, sock: socket.socket, address: Sequence[Any]) -> Any:
         """The sockaddr to connect ``sock`` to (a numeric host: no lookup)."""
         host, port, *rest = address
         infos = await resolve(self._loop, host, port, family=sock.family, type=sock.type,
