@@ -28,7 +28,7 @@ import contextvars
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 __all__ = ["CallbackHandle", "ThreadsafeCallbackHandle", "TimerCallbackHandle",
            "describe_callback", "extract_source"]
@@ -88,7 +88,8 @@ class CallbackHandle(asyncio.Handle):
     cancel = _cancel_handle
 
     def _repr_info(self) -> list[str]:
-        return _as_asyncio_repr_info(self, super()._repr_info())
+        # asyncio's own method (typeshed does not declare it; _check_layout does).
+        return _as_asyncio_repr_info(self, super()._repr_info())  # type: ignore[misc]
 
 
 class _LockedContext:
@@ -105,7 +106,7 @@ class _LockedContext:
 
     def __init__(self, context: contextvars.Context, handle: ThreadsafeCallbackHandle) -> None:
         self.context = context
-        self.handle = handle
+        self.handle: ThreadsafeCallbackHandle | None = handle
 
     def run(self, callback: Any, *args: Any) -> Any:
         handle, self.handle = self.handle, None  # no cycle left once it ran
@@ -174,12 +175,13 @@ def _check_layout() -> None:
 
 _check_layout()
 
-if _AsyncioThreadSafeHandle is not None:
+if _AsyncioThreadSafeHandle is None or TYPE_CHECKING:
+    # (What a type checker sees: asyncio's class is private, untyped.)
+    class _ThreadsafeBase(CallbackHandle):
+        __slots__ = ("_lock",)
+else:
     class _ThreadsafeBase(CallbackHandle, _AsyncioThreadSafeHandle):
         __slots__ = ()
-else:
-    class _ThreadsafeBase(CallbackHandle):  # type: ignore[no-redef]
-        __slots__ = ("_lock",)
 
 
 class ThreadsafeCallbackHandle(_ThreadsafeBase):
@@ -195,9 +197,10 @@ class ThreadsafeCallbackHandle(_ThreadsafeBase):
 
     def __init__(self, callback: Any, args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
                  context: contextvars.Context | None, source: Any = None) -> None:
-        _init_handle(self, callback, args, loop, context, source)
+        locked = _LockedContext(_copy_context() if context is None else context, self)
+        # The run loop calls handle._context.run(...): ours is the locked one.
+        _init_handle(self, callback, args, loop, cast(Any, locked), source)
         self._lock = threading.RLock()
-        self._context = _LockedContext(self._context, self)
 
     def cancel(self) -> None:
         with self._lock:
@@ -208,7 +211,8 @@ class ThreadsafeCallbackHandle(_ThreadsafeBase):
             return self._cancelled
 
     def get_context(self) -> contextvars.Context:
-        return self._context.context
+        # asyncio.Handle's _context slot (typeshed leaves it out), ours set above.
+        return cast(_LockedContext, self._context).context  # type: ignore[attr-defined]
 
 
 class TimerCallbackHandle(asyncio.TimerHandle):
@@ -231,11 +235,13 @@ class TimerCallbackHandle(asyncio.TimerHandle):
 
     def cancel(self) -> None:
         if self._scheduled and not self._cancelled:
-            self._loop._cancelled_timers += 1
+            # asyncio.Handle's _loop slot (typeshed leaves it out; _check_layout checks it).
+            self._loop._cancelled_timers += 1  # type: ignore[attr-defined]
         _cancel_handle(self)
 
     def _repr_info(self) -> list[str]:
-        return _as_asyncio_repr_info(self, super()._repr_info())
+        # asyncio's own method (typeshed does not declare it; _check_layout does).
+        return _as_asyncio_repr_info(self, super()._repr_info())  # type: ignore[misc]
 
 
 def describe_callback(callback: Any, args: tuple[Any, ...],
