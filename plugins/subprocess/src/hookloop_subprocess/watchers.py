@@ -38,6 +38,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hookloop.poller import PROCESS_WATCHING
+
 __all__ = [
     "ChildWatcher",
     "PidfdWatcher",
@@ -236,7 +238,7 @@ class ThreadWatcher(ChildWatcher):
 def choose_watcher(loop: Any) -> ChildWatcher:
     """The best watcher for ``loop``: the poller's, a pidfd, or a thread."""
     poller = loop.poller
-    if "process-watching" in poller.capabilities:  # hookloop.poller.PROCESS_WATCHING
+    if PROCESS_WATCHING in poller.capabilities:
         return PollerWatcher(poller)
     if pidfd_works():
         return PidfdWatcher(loop)
