@@ -315,18 +315,6 @@ async def _until(predicate):
         await asyncio.sleep(0)
 
 
-def test_asyncio_test_suite_names(hookloop_loop, hookloop_socketpair):
-    # Names CPython's test_asyncio uses on a loop: _clock_resolution and
-    # _selector (test_timeout_rounding), _stop_serving (test_prompt_cancellation).
-    r, _ = hookloop_socketpair
-    assert 0 < hookloop_loop._clock_resolution < 1
-    assert hookloop_loop._selector is hookloop_loop.poller
-    hookloop_loop.add_reader(r, lambda: None)
-    hookloop_loop._stop_serving(r)
-    assert r.fileno() == -1
-    assert hookloop_loop._fds.keys() == {hookloop_loop.poller.waker_fd}
-
-
 def test_claimed_fd_is_refused_until_released(hookloop_loop, hookloop_socketpair):
     # Plugin API: claim_fd/release_fd/check_fd_free, as a transport uses them.
     r, _ = hookloop_socketpair

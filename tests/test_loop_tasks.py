@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import sys
 import threading
 
 import pytest
@@ -312,6 +313,8 @@ def test_asyncgen_after_shutdown_asyncgens_warns(hookloop_loop):
     hookloop_loop.run_until_complete(main())
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="shutdown_default_executor(timeout=) is new in Python 3.12")
 def test_shutdown_default_executor_timeout(hookloop_loop):
     release = threading.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import pytest
 from net_helpers import (
@@ -25,6 +26,8 @@ from net_helpers import (
 )
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
+needs_all_errors = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="create_connection(all_errors=) is new in Python 3.12")
 
 
 @pytest.fixture
@@ -132,6 +135,7 @@ def test_connect_all_addresses_refused_raises_oserror(resolver_loop_factory):
             run(loop, main(loop))
 
 
+@needs_all_errors
 def test_connect_all_errors_gives_exception_group(resolver_loop_factory):
     async def main(loop):
         with pytest.raises(ExceptionGroup) as info:
@@ -144,6 +148,7 @@ def test_connect_all_errors_gives_exception_group(resolver_loop_factory):
         run(loop, main(loop))
 
 
+@needs_all_errors
 def test_connect_all_errors_single_address(hookloop_loop):
     async def main(addr):
         with pytest.raises(ExceptionGroup) as info:

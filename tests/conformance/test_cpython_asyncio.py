@@ -37,7 +37,7 @@ Counting what ran on our loop
 A suite can pass on a backend without touching it: a test may build
 asyncio's virtual-time ``TestLoop``, a mock loop, or ``asyncio.EventLoop``
 by name.  So nothing is assumed: every hookloop target makes its loops
-through ``hookloop.new_event_loop(..., plugins=[LoopCounter])`` (directly
+through ``hookloop.new_event_loop(..., plugins=[LoopCounter, ...])`` (directly
 and through its policy), a plugin counting ``hookloop_loop_created``; the
 harness reads the count around each test, the test's report carries it, and
 the closing summary prints per target how many tests ran and how many of
@@ -101,6 +101,17 @@ How our loop gets in (the "harness")
   with ``asyncio.SelectorEventLoop``, which proves it honest: the baseline's
   counts equal those of the unmodified suites.
 
+* Three private names of asyncio's loop that test_events' EventLoopTestsMixin
+  uses: ``test_timeout_rounding`` puts ``loop._clock_resolution`` and
+  ``loop._selector.__class__.__name__`` in its failure message (evaluated
+  whether it fails or not), ``test_prompt_cancellation`` cleans up with
+  ``loop._stop_serving(sock)``.  hookloop's loop does not have them (they are
+  no part of the loop API); every loop a hookloop target makes gets them from
+  the plugin ``AsyncioLoopNames`` (``hookloop_loop_created``), as instance
+  attributes: the monotonic clock's resolution (asyncio's value), the loop's
+  poller, and asyncio's cleanup step (stop reading the socket, close it).
+  No test checks what they are; without them those two tests fail with
+  AttributeError.
 * ``create_event_loop`` (events, sock_lowlevel, sendfile) and ``new_loop``
   (server, buffered_proto) return the target's loop on hookloop targets; the
   originals build ``asyncio.SelectorEventLoop(...)``.  3.14's
@@ -220,9 +231,11 @@ import inspect
 import os
 import sys
 import threading
+import time
 import traceback
 import unittest
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -448,7 +461,7 @@ class Target:
 class LoopCounter:
     """Counts the loops hookloop's assembly makes, as a plugin (``hookloop_loop_created``).
 
-    Every hookloop target passes the one instance as ``plugins=[counter]`` to
+    Every hookloop target passes the one instance in ``plugins=[...]`` to
     ``hookloop.new_event_loop``, directly and through its policy, so it counts
     the loops actually built, however a suite asked for them (policy,
     ``loop_factory``, ``create_event_loop``...).  The harness reads it before
@@ -462,6 +475,33 @@ class LoopCounter:
         def hookloop_loop_created(loop):
             with self._lock:
                 self.made += 1
+
+        self.hookloop_loop_created = hookimpl(hookloop_loop_created)
+
+
+# asyncio's BaseEventLoop._clock_resolution.
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+
+
+def _stop_serving(loop_ref, sock):
+    """asyncio's ``loop._stop_serving(sock)``: stop reading ``sock``, close it."""
+    loop_ref().remove_reader(sock)
+    sock.close()
+
+
+class AsyncioLoopNames:
+    """Gives every hookloop loop the private names of asyncio's loop that
+    test_events uses (see "How our loop gets in"), as a plugin
+    (``hookloop_loop_created``) that every target passes with its
+    LoopCounter."""
+
+    def __init__(self, hookimpl):
+        def hookloop_loop_created(loop):
+            loop._clock_resolution = _CLOCK_RESOLUTION
+            loop._selector = loop.poller
+            # A weak reference: no cycle, so an unclosed loop is still
+            # reported as soon as it is dropped, as asyncio's is.
+            loop._stop_serving = functools.partial(_stop_serving, weakref.ref(loop))
 
         self.hookloop_loop_created = hookimpl(hookloop_loop_created)
 
@@ -487,15 +527,16 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
 
     policy_class = _with_child_watcher_slot(hookloop.EventLoopPolicy)
     counter = LoopCounter(hookloop.hookimpl)
+    plugins = [counter, AsyncioLoopNames(hookloop.hookimpl)]
 
     def new_loop_for(name, stall=None):
-        return functools.partial(hookloop.new_event_loop, name, stall=stall, plugins=[counter])
+        return functools.partial(hookloop.new_event_loop, name, stall=stall, plugins=plugins)
 
     def policy_for(name, stall=None):
         def new_policy():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return policy_class(backend=name, stall=stall, plugins=[counter])
+                return policy_class(backend=name, stall=stall, plugins=plugins)
 
         return new_policy
 

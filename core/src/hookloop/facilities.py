@@ -13,6 +13,26 @@ Nothing here is on the hot path except :meth:`call_exception_handler`, and
 that only when a callback fails.  Like the scheduler, it never calls pluggy
 and never imports a plugin by name: services come from the loop's recipe,
 made on first use by :meth:`EventLoop.service`.
+
+The methods feature plugins serve are written out by hand (no generator),
+one ``async def`` each with asyncio's parameter names, kinds and defaults,
+type hints and a docstring, so that ``help()``, ``inspect.signature``, IDEs
+and type checkers see what asyncio's loop offers.  Each hands every
+argument it has, as given or defaulted, to its service
+(``self.service("transports").create_server(protocol_factory, host, port,
+family=family, ...)``: positional parameters by position, keyword-only ones
+by keyword) and returns what the service returns; argument checks are the
+service's.  The signature is that of asyncio's loop *on the running
+Python*: where it changed between versions (3.12 added
+``create_connection(all_errors=)`` and ``shutdown_default_executor(timeout=)``,
+3.13 ``create_server(keep_alive=)`` and ``create_unix_server(cleanup_socket=)``),
+the class body defines one variant per version under
+``if sys.version_info >= ...``, so only the running Python's exists at all: a
+keyword the running asyncio lacks is a TypeError here too, a service never
+gets a keyword of a later Python, and type checkers pick the variant of the
+Python they check for.  (``EventLoop.create_task`` in :mod:`hookloop.loop`
+does the same.)  ``tests/test_loop_signatures.py`` compares every method of
+``asyncio.AbstractEventLoop`` with asyncio's on the Python it runs on.
 """
 from __future__ import annotations
 
@@ -21,19 +41,31 @@ import concurrent.futures
 import inspect
 import logging
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import PluginMissingError
+from .features import missing_feature
 from .instruments import Instrument, SlowCallbackWarning
 from .stall import StallInjector, make_stall
 
 if TYPE_CHECKING:
+    import ssl
+    from socket import _GetAddrInfoResult
+    from typing import TypeVar
+
+    from _typeshed import ReadableBuffer, StrOrBytesPath, StrPath, WriteableBuffer
+
     from .assembly import Recipe
+
+    # The protocol type a protocol factory makes (the methods feature plugins serve).
+    _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 
 __all__ = ["LoopFacilities", "check_signal"]
 
@@ -105,8 +137,16 @@ class LoopFacilities:
             raise TypeError("executor must be ThreadPoolExecutor")
         self._default_executor = executor
 
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Wait for the default executor's threads (at most ``timeout`` s)."""
+    if sys.version_info >= (3, 12):
+        async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+            """Wait for the default executor's threads (at most ``timeout`` s)."""
+            await self._shutdown_default_executor(timeout)
+    else:
+        async def shutdown_default_executor(self) -> None:
+            """Wait for the default executor's threads."""
+            await self._shutdown_default_executor(None)
+
+    async def _shutdown_default_executor(self, timeout: float | None) -> None:
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is None:
@@ -120,7 +160,7 @@ class LoopFacilities:
                 await done
         except TimeoutError:
             warnings.warn(f"The executor did not finish joining its threads within {timeout} "
-                          "seconds.", RuntimeWarning, stacklevel=2)
+                          "seconds.", RuntimeWarning, stacklevel=3)  # past the public method
             executor.shutdown(wait=False)
         else:
             thread.join()
@@ -332,6 +372,259 @@ class LoopFacilities:
                 "exception": exc,
             })
 
+    # ------------------------------------------------------------------
+    # Methods feature plugins serve
+    # ------------------------------------------------------------------
+    # Each has asyncio's signature and hands its arguments on, unchanged, to
+    # the service of its kind; the service validates them.  The service is
+    # looked up when the coroutine runs, so a missing plugin raises
+    # PluginMissingError from the await, as it always has.  Where asyncio's
+    # signature changed between Pythons, the variant for the running Python
+    # is the one defined (see the module docstring).
+
+    if sys.version_info >= (3, 12):
+        async def create_connection(
+                self, protocol_factory: Callable[[], _ProtocolT], host: str | None = None,
+                port: int | str | None = None, *, ssl: ssl.SSLContext | bool | None = None,
+                family: int = 0, proto: int = 0, flags: int = 0, sock: socket.socket | None = None,
+                local_addr: tuple[str, int] | None = None, server_hostname: str | None = None,
+                ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None,
+                happy_eyeballs_delay: float | None = None, interleave: int | None = None,
+                all_errors: bool = False,
+        ) -> tuple[asyncio.Transport, _ProtocolT]:
+            """Open a TCP connection (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_connection(
+                protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
+                sock=sock, local_addr=local_addr, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
+                all_errors=all_errors)
+    else:
+        async def create_connection(
+                self, protocol_factory: Callable[[], _ProtocolT], host: str | None = None,
+                port: int | str | None = None, *, ssl: ssl.SSLContext | bool | None = None,
+                family: int = 0, proto: int = 0, flags: int = 0, sock: socket.socket | None = None,
+                local_addr: tuple[str, int] | None = None, server_hostname: str | None = None,
+                ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None,
+                happy_eyeballs_delay: float | None = None, interleave: int | None = None,
+        ) -> tuple[asyncio.Transport, _ProtocolT]:
+            """Open a TCP connection (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_connection(
+                protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
+                sock=sock, local_addr=local_addr, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave)
+
+    if sys.version_info >= (3, 13):
+        async def create_server(
+                self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                host: str | Sequence[str] | None = None, port: int | str | None = None, *,
+                family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
+                sock: socket.socket | None = None, backlog: int = 100,
+                ssl: ssl.SSLContext | bool | None = None, reuse_address: bool | None = None,
+                reuse_port: bool | None = None, keep_alive: bool | None = None,
+                ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+        ) -> asyncio.AbstractServer:
+            """Listen on TCP (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_server(
+                protocol_factory, host, port, family=family, flags=flags, sock=sock,
+                backlog=backlog, ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port,
+                keep_alive=keep_alive, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+    else:
+        async def create_server(
+                self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                host: str | Sequence[str] | None = None, port: int | str | None = None, *,
+                family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
+                sock: socket.socket | None = None, backlog: int = 100,
+                ssl: ssl.SSLContext | bool | None = None, reuse_address: bool | None = None,
+                reuse_port: bool | None = None, ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+        ) -> asyncio.AbstractServer:
+            """Listen on TCP (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_server(
+                protocol_factory, host, port, family=family, flags=flags, sock=sock,
+                backlog=backlog, ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+
+    async def create_unix_connection(
+            self, protocol_factory: Callable[[], _ProtocolT], path: StrPath | None = None, *,
+            ssl: ssl.SSLContext | bool | None = None, sock: socket.socket | None = None,
+            server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, _ProtocolT]:
+        """Open a unix stream connection (served by the ``transports`` plugin)."""
+        return await self.service("transports").create_unix_connection(
+            protocol_factory, path, ssl=ssl, sock=sock, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+
+    if sys.version_info >= (3, 13):
+        async def create_unix_server(
+                self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                path: StrPath | None = None, *, sock: socket.socket | None = None,
+                backlog: int = 100, ssl: ssl.SSLContext | bool | None = None,
+                ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+                cleanup_socket: bool = True,
+        ) -> asyncio.AbstractServer:
+            """Listen on a unix socket (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_unix_server(
+                protocol_factory, path, sock=sock, backlog=backlog, ssl=ssl,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving,
+                cleanup_socket=cleanup_socket)
+    else:
+        async def create_unix_server(
+                self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                path: StrPath | None = None, *, sock: socket.socket | None = None,
+                backlog: int = 100, ssl: ssl.SSLContext | bool | None = None,
+                ssl_handshake_timeout: float | None = None,
+                ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+        ) -> asyncio.AbstractServer:
+            """Listen on a unix socket (served by the ``transports`` plugin)."""
+            return await self.service("transports").create_unix_server(
+                protocol_factory, path, sock=sock, backlog=backlog, ssl=ssl,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+
+    async def connect_accepted_socket(
+            self, protocol_factory: Callable[[], _ProtocolT], sock: socket.socket, *,
+            ssl: ssl.SSLContext | bool | None = None, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, _ProtocolT]:
+        """Wrap an accepted connection in a transport (served by the ``transports`` plugin)."""
+        return await self.service("transports").connect_accepted_socket(
+            protocol_factory, sock, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+
+    async def create_datagram_endpoint(
+            self, protocol_factory: Callable[[], _ProtocolT],
+            local_addr: tuple[str, int] | str | None = None,
+            remote_addr: tuple[str, int] | str | None = None, *, family: int = 0,
+            proto: int = 0, flags: int = 0, reuse_port: bool | None = None,
+            allow_broadcast: bool | None = None, sock: socket.socket | None = None,
+    ) -> tuple[asyncio.DatagramTransport, _ProtocolT]:
+        """Open a datagram endpoint (served by the ``transports`` plugin)."""
+        return await self.service("transports").create_datagram_endpoint(
+            protocol_factory, local_addr, remote_addr, family=family, proto=proto, flags=flags,
+            reuse_port=reuse_port, allow_broadcast=allow_broadcast, sock=sock)
+
+    async def connect_read_pipe(self, protocol_factory: Callable[[], _ProtocolT],
+                                pipe: Any) -> tuple[asyncio.ReadTransport, _ProtocolT]:
+        """Read from a pipe's file object (served by the ``transports`` plugin)."""
+        return await self.service("transports").connect_read_pipe(protocol_factory, pipe)
+
+    async def connect_write_pipe(self, protocol_factory: Callable[[], _ProtocolT],
+                                 pipe: Any) -> tuple[asyncio.WriteTransport, _ProtocolT]:
+        """Write to a pipe's file object (served by the ``transports`` plugin)."""
+        return await self.service("transports").connect_write_pipe(protocol_factory, pipe)
+
+    async def sendfile(self, transport: asyncio.WriteTransport, file: IO[bytes],
+                       offset: int = 0, count: int | None = None, *,
+                       fallback: bool = True) -> int:
+        """Send a file over a transport (served by the ``transports`` plugin)."""
+        return await self.service("transports").sendfile(transport, file, offset, count,
+                                                          fallback=fallback)
+
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        """Receive up to ``n`` bytes (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_recv(sock, n)
+
+    async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
+        """Receive into ``buf`` (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_recv_into(sock, buf)
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        """Receive a datagram and its sender (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_recvfrom(sock, bufsize)
+
+    async def sock_recvfrom_into(self, sock: socket.socket, buf: WriteableBuffer,
+                                 nbytes: int = 0) -> tuple[int, Any]:
+        """Receive a datagram into ``buf`` (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_recvfrom_into(sock, buf, nbytes)
+
+    async def sock_sendall(self, sock: socket.socket, data: ReadableBuffer) -> None:
+        """Send all of ``data`` (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_sendall(sock, data)
+
+    async def sock_sendto(self, sock: socket.socket, data: ReadableBuffer,
+                          address: Any) -> int:
+        """Send a datagram to ``address`` (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_sendto(sock, data, address)
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        """Connect a non-blocking socket (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_connect(sock, address)
+
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        """Accept a connection (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_accept(sock)
+
+    async def sock_sendfile(self, sock: socket.socket, file: IO[bytes], offset: int = 0,
+                            count: int | None = None, *, fallback: bool | None = True) -> int:
+        """Send a file over a socket (served by the ``transports`` plugin)."""
+        return await self.service("transports").sock_sendfile(sock, file, offset, count,
+                                                              fallback=fallback)
+
+    async def start_tls(self, transport: asyncio.BaseTransport,
+                        protocol: asyncio.BaseProtocol, sslcontext: ssl.SSLContext, *,
+                        server_side: bool = False, server_hostname: str | None = None,
+                        ssl_handshake_timeout: float | None = None,
+                        ssl_shutdown_timeout: float | None = None) -> asyncio.Transport:
+        """Upgrade a connection to TLS (served by the ``tls`` plugin)."""
+        return await self.service("tls").start_tls(
+            transport, protocol, sslcontext, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+
+    async def getaddrinfo(self, host: bytes | str | None, port: bytes | str | int | None, *,
+                          family: int = 0, type: int = 0, proto: int = 0,
+                          flags: int = 0) -> _GetAddrInfoResult:
+        """Resolve a host and port (served by the ``resolver`` plugin)."""
+        return await self.service("resolver").getaddrinfo(host, port, family=family, type=type,
+                                                          proto=proto, flags=flags)
+
+    async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int],
+                          flags: int = 0) -> tuple[str, str]:
+        """Look up the host and port name of an address (served by the ``resolver`` plugin)."""
+        return await self.service("resolver").getnameinfo(sockaddr, flags)
+
+    async def subprocess_exec(
+            self, protocol_factory: Callable[[], _ProtocolT], program: StrOrBytesPath,
+            *args: StrOrBytesPath, stdin: int | IO[Any] | None = subprocess.PIPE,
+            stdout: int | IO[Any] | None = subprocess.PIPE,
+            stderr: int | IO[Any] | None = subprocess.PIPE,
+            universal_newlines: bool = False, shell: bool = False, bufsize: int = 0,
+            encoding: str | None = None, errors: str | None = None, text: bool | None = None,
+            **kwargs: Any,
+    ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
+        """Run a program (served by the ``subprocess`` plugin)."""
+        return await self.service("subprocess").subprocess_exec(
+            protocol_factory, program, *args, stdin=stdin, stdout=stdout, stderr=stderr,
+            universal_newlines=universal_newlines, shell=shell, bufsize=bufsize,
+            encoding=encoding, errors=errors, text=text, **kwargs)
+
+    async def subprocess_shell(
+            self, protocol_factory: Callable[[], _ProtocolT], cmd: bytes | str, *,
+            stdin: int | IO[Any] | None = subprocess.PIPE,
+            stdout: int | IO[Any] | None = subprocess.PIPE,
+            stderr: int | IO[Any] | None = subprocess.PIPE, universal_newlines: bool = False,
+            shell: bool = True, bufsize: int = 0, encoding: str | None = None,
+            errors: str | None = None, text: bool | None = None, **kwargs: Any,
+    ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
+        """Run a shell command (served by the ``subprocess`` plugin)."""
+        return await self.service("subprocess").subprocess_shell(
+            protocol_factory, cmd, stdin=stdin, stdout=stdout, stderr=stderr,
+            universal_newlines=universal_newlines, shell=shell, bufsize=bufsize,
+            encoding=encoding, errors=errors, text=text, **kwargs)
+
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
     if fut.done():
@@ -356,37 +649,4 @@ def check_signal(sig: Any) -> int:
 
 
 def _missing(kind: str, recipe: Recipe | None) -> PluginMissingError:
-    from .assembly import missing_feature
-    return missing_feature(kind, recipe)
-
-
-# The rest of AbstractEventLoop: coroutine methods served by feature plugins.
-_DELEGATED = {
-    "transports": (
-        "create_connection", "create_server", "create_unix_connection", "create_unix_server",
-        "create_datagram_endpoint", "connect_accepted_socket", "sendfile",
-        "connect_read_pipe", "connect_write_pipe",
-        "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall",
-        "sock_sendto", "sock_connect", "sock_accept", "sock_sendfile",
-    ),
-    "tls": ("start_tls",),
-    "resolver": ("getaddrinfo", "getnameinfo"),
-    "subprocess": ("subprocess_exec", "subprocess_shell"),
-}
-
-
-def _delegate(kind: str, name: str) -> Callable[..., Any]:
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await getattr(self.service(kind), name)(*args, **kwargs)
-
-    method.__name__ = name
-    method.__qualname__ = f"LoopFacilities.{name}"
-    method.__doc__ = (f"asyncio's ``{name}``, provided by the {kind!r} plugin "
-                      f"(see :func:`hookloop.hookspecs.hookloop_{kind}`).")
-    return method
-
-
-for _kind, _names in _DELEGATED.items():
-    for _name in _names:
-        setattr(LoopFacilities, _name, _delegate(_kind, _name))
-del _kind, _names, _name
+    return recipe.missing(kind) if recipe is not None else missing_feature(kind)

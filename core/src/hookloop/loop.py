@@ -221,21 +221,6 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         """The poller (for plugins; not for use while the loop polls)."""
         return self._poller
 
-    # Names that tests written for asyncio's own loop use: test_asyncio's
-    # test_timeout_rounding puts the first two in its failure message, and
-    # test_prompt_cancellation cleans up with _stop_serving().
-    _clock_resolution = _CLOCK_RESOLUTION
-
-    @property
-    def _selector(self) -> Poller:
-        return self._poller
-
-    def _stop_serving(self, sock: Any) -> None:
-        """Stop watching ``sock`` for reading and close it: the cleanup step
-        test_asyncio's test_prompt_cancellation calls on asyncio's loop."""
-        self.remove_reader(sock)
-        sock.close()
-
     def service(self, kind: str) -> Any:
         """The service object for a feature, made on first use.
 
@@ -761,29 +746,55 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None,
-                    **kwargs: Any) -> asyncio.Task[Any]:
-        self._check_closed()
-        if self._task_factory is None:
-            task = asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
+    # asyncio's create_task, in the running Python's signature (the test
+    # tests/test_loop_signatures.py holds us to it): 3.14 hands every keyword
+    # to the task factory or to Task (so did 3.13.3, by accident); 3.13.4
+    # went back to name= and context= for the factory and passes any other
+    # keyword on too (gh-133745); before 3.13.3 there were only those two.
+    if sys.version_info >= (3, 14) or sys.version_info[:3] == (3, 13, 3):
+        def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            """Wrap a coroutine in a task, made by the task factory if one is set."""
+            self._check_closed()
+            if self._task_factory is not None:
+                return self._task_factory(self, coro, **kwargs)
+            task = asyncio.Task(coro, loop=self, **kwargs)
             if task._source_traceback:
                 del task._source_traceback[-1]
             return task
-        if sys.version_info >= (3, 14):
-            # 3.14 hands every keyword to the factory; earlier versions pass
-            # context= only when given and name the task afterwards.
-            if name is not None:
-                kwargs["name"] = name
-            if context is not None:
-                kwargs["context"] = context
-            return self._task_factory(self, coro, **kwargs)
-        if context is None:
-            task = self._task_factory(self, coro, **kwargs)
+    else:
+        if sys.version_info >= (3, 13, 4):
+            def create_task(self, coro: Any, *, name: str | None = None, context: Any = None,
+                            **kwargs: Any) -> asyncio.Task[Any]:
+                """Wrap a coroutine in a task, made by the task factory if one is set."""
+                self._check_closed()
+                if self._task_factory is not None:
+                    return self._factory_task(self._task_factory, coro, name, context, kwargs)
+                task = asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
+                if task._source_traceback:
+                    del task._source_traceback[-1]
+                return task
         else:
-            task = self._task_factory(self, coro, context=context, **kwargs)
-        if name is not None:
-            task.set_name(name)
-        return task
+            def create_task(self, coro: Any, *, name: str | None = None,
+                            context: Any = None) -> asyncio.Task[Any]:
+                """Wrap a coroutine in a task, made by the task factory if one is set."""
+                self._check_closed()
+                if self._task_factory is not None:
+                    return self._factory_task(self._task_factory, coro, name, context, {})
+                task = asyncio.Task(coro, loop=self, name=name, context=context)
+                if task._source_traceback:
+                    del task._source_traceback[-1]
+                return task
+
+        def _factory_task(self, factory: Callable[..., Any], coro: Any, name: str | None,
+                          context: Any, kwargs: dict[str, Any]) -> asyncio.Task[Any]:
+            """The factory's task: context= only when given, the name set afterwards."""
+            if context is None:
+                task = factory(self, coro, **kwargs)
+            else:
+                task = factory(self, coro, context=context, **kwargs)
+            if name is not None:
+                task.set_name(name)
+            return task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         if factory is not None and not callable(factory):
