@@ -6,6 +6,13 @@ Use it as a loop factory::
     hookloop.run(main(), backend="epoll")
 
 or, for code that still uses policies, ``hookloop.install()``.
+
+The public API is the ``__all__`` of this package and of
+:mod:`hookloop.poller` (the poller contract, for backend authors),
+:mod:`hookloop.services` (the service contracts), :mod:`hookloop.transport`
+(the transport toolkit) and :mod:`hookloop.testing` (the testing kit);
+``docs/plugins.md`` is the plugin author's guide.  Everything else may change
+in any release.
 """
 from __future__ import annotations
 
@@ -38,8 +45,8 @@ __all__ = [
     "EventLoop",
     "EventLoopPolicy",
     "HookloopError",
-    "PluginAPIWarning",
     "Instrument",
+    "PluginAPIWarning",
     "PluginInfo",
     "PluginLoadError",
     "PluginMissingError",
