@@ -58,7 +58,7 @@ from .stall import StallInjector, make_stall
 if TYPE_CHECKING:
     import ssl
     from socket import _GetAddrInfoResult
-    from typing import TypeVar
+    from typing import TypeVar, TypeVarTuple
 
     from _typeshed import ReadableBuffer, StrOrBytesPath, StrPath, WriteableBuffer
 
@@ -66,6 +66,15 @@ if TYPE_CHECKING:
 
     # The protocol type a protocol factory makes (the methods feature plugins serve).
     _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
+    _T = TypeVar("_T")
+    _Ts = TypeVarTuple("_Ts")
+
+    # For a type checker the mixin is what it is part of, an asyncio loop:
+    # its methods are checked as overrides of AbstractEventLoop's, and it
+    # may call the loop's (call_soon_threadsafe, create_future, ...).
+    _MixinBase = asyncio.AbstractEventLoop
+else:
+    _MixinBase = object
 
 __all__ = ["LoopFacilities", "check_signal"]
 
@@ -91,7 +100,7 @@ def _subject_context(context: dict[str, Any]) -> Any:
     return None
 
 
-class LoopFacilities:
+class LoopFacilities(_MixinBase):
     """Executor, async generators, signals, errors, debug mode, instruments."""
 
     # Created by EventLoop.__init__; listed for readers and type checkers.
@@ -112,12 +121,22 @@ class LoopFacilities:
     _coroutine_origin_tracking: bool
     _saved_origin_depth: int | None
 
+    if TYPE_CHECKING:
+        # EventLoop's own methods the mixin uses.  ``service`` is typed per
+        # kind on EventLoop; the methods below read it untyped, as the
+        # service contracts take ``*args, **kwargs`` and promise looser
+        # results than asyncio's signatures here do: each names the type of
+        # what its service returns instead.
+        def service(self, kind: str) -> Any: ...
+        def _check_closed(self) -> None: ...
+        def _check_callback(self, callback: Any, method: str) -> None: ...
+
     # ------------------------------------------------------------------
     # Executor
     # ------------------------------------------------------------------
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any],
-                        *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: concurrent.futures.Executor | None,
+                        func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
         self._check_closed()
         if self._debug:
             self._check_callback(func, "run_in_executor")
@@ -212,7 +231,8 @@ class LoopFacilities:
     # Signals (delegated to the signal service)
     # ------------------------------------------------------------------
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object],
+                           *args: *_Ts) -> None:
         self._check_closed()
         if asyncio.iscoroutine(callback) or _is_coroutine_function(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
@@ -244,9 +264,11 @@ class LoopFacilities:
         if exception is not None:
             exc_info = (type(exception), exception, exception.__traceback__)
         current = self._current_handle
+        # asyncio.Handle's _source_traceback slot (typeshed leaves it out;
+        # handles._check_layout checks it at import).
         if ("source_traceback" not in context and current is not None
-                and current._source_traceback):
-            context["handle_traceback"] = current._source_traceback
+                and current._source_traceback):  # type: ignore[attr-defined]
+            context["handle_traceback"] = current._source_traceback  # type: ignore[attr-defined]
         lines = [message]
         for key in sorted(context):
             if key in {"message", "exception"}:
@@ -344,7 +366,7 @@ class LoopFacilities:
         :raises RuntimeError: the loop is running (nothing is changed).
         :raises ValueError: a malformed specification, naming ``stall``.
         """
-        if self.is_running():  # type: ignore[attr-defined]
+        if self.is_running():
             raise RuntimeError("set_stall() cannot be called while the loop is running")
         injector = make_stall(stall)
         old = self._stall
@@ -394,13 +416,15 @@ class LoopFacilities:
                 all_errors: bool = False,
         ) -> tuple[asyncio.Transport, _ProtocolT]:
             """Open a TCP connection (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_connection(
+            result: tuple[asyncio.Transport, _ProtocolT]
+            result = await self.service("transports").create_connection(
                 protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
                 sock=sock, local_addr=local_addr, server_hostname=server_hostname,
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
                 all_errors=all_errors)
+            return result
     else:
         async def create_connection(
                 self, protocol_factory: Callable[[], _ProtocolT], host: str | None = None,
@@ -412,15 +436,19 @@ class LoopFacilities:
                 happy_eyeballs_delay: float | None = None, interleave: int | None = None,
         ) -> tuple[asyncio.Transport, _ProtocolT]:
             """Open a TCP connection (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_connection(
+            result: tuple[asyncio.Transport, _ProtocolT]
+            result = await self.service("transports").create_connection(
                 protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
                 sock=sock, local_addr=local_addr, server_hostname=server_hostname,
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave)
+            return result
 
     if sys.version_info >= (3, 13):
-        async def create_server(
+        # typeshed's AbstractEventLoop returns Server; asyncio's documented
+        # (and our transports') result is an AbstractServer.
+        async def create_server(  # type: ignore[override]
                 self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                 host: str | Sequence[str] | None = None, port: int | str | None = None, *,
                 family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
@@ -431,13 +459,17 @@ class LoopFacilities:
                 ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
         ) -> asyncio.AbstractServer:
             """Listen on TCP (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_server(
+            result: asyncio.AbstractServer
+            result = await self.service("transports").create_server(
                 protocol_factory, host, port, family=family, flags=flags, sock=sock,
                 backlog=backlog, ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port,
                 keep_alive=keep_alive, ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+            return result
     else:
-        async def create_server(
+        # typeshed's AbstractEventLoop returns Server; asyncio's documented
+        # (and our transports') result is an AbstractServer.
+        async def create_server(  # type: ignore[override]
                 self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                 host: str | Sequence[str] | None = None, port: int | str | None = None, *,
                 family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
@@ -447,11 +479,13 @@ class LoopFacilities:
                 ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
         ) -> asyncio.AbstractServer:
             """Listen on TCP (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_server(
+            result: asyncio.AbstractServer
+            result = await self.service("transports").create_server(
                 protocol_factory, host, port, family=family, flags=flags, sock=sock,
                 backlog=backlog, ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port,
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+            return result
 
     async def create_unix_connection(
             self, protocol_factory: Callable[[], _ProtocolT], path: StrPath | None = None, *,
@@ -460,13 +494,17 @@ class LoopFacilities:
             ssl_shutdown_timeout: float | None = None,
     ) -> tuple[asyncio.Transport, _ProtocolT]:
         """Open a unix stream connection (served by the ``transports`` plugin)."""
-        return await self.service("transports").create_unix_connection(
+        result: tuple[asyncio.Transport, _ProtocolT]
+        result = await self.service("transports").create_unix_connection(
             protocol_factory, path, ssl=ssl, sock=sock, server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
+        return result
 
     if sys.version_info >= (3, 13):
-        async def create_unix_server(
+        # typeshed's AbstractEventLoop returns Server; asyncio's documented
+        # (and our transports') result is an AbstractServer.
+        async def create_unix_server(  # type: ignore[override]
                 self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                 path: StrPath | None = None, *, sock: socket.socket | None = None,
                 backlog: int = 100, ssl: ssl.SSLContext | bool | None = None,
@@ -475,13 +513,17 @@ class LoopFacilities:
                 cleanup_socket: bool = True,
         ) -> asyncio.AbstractServer:
             """Listen on a unix socket (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_unix_server(
+            result: asyncio.AbstractServer
+            result = await self.service("transports").create_unix_server(
                 protocol_factory, path, sock=sock, backlog=backlog, ssl=ssl,
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving,
                 cleanup_socket=cleanup_socket)
+            return result
     else:
-        async def create_unix_server(
+        # typeshed's AbstractEventLoop returns Server; asyncio's documented
+        # (and our transports') result is an AbstractServer.
+        async def create_unix_server(  # type: ignore[override]
                 self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                 path: StrPath | None = None, *, sock: socket.socket | None = None,
                 backlog: int = 100, ssl: ssl.SSLContext | bool | None = None,
@@ -489,10 +531,12 @@ class LoopFacilities:
                 ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
         ) -> asyncio.AbstractServer:
             """Listen on a unix socket (served by the ``transports`` plugin)."""
-            return await self.service("transports").create_unix_server(
+            result: asyncio.AbstractServer
+            result = await self.service("transports").create_unix_server(
                 protocol_factory, path, sock=sock, backlog=backlog, ssl=ssl,
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
+            return result
 
     async def connect_accepted_socket(
             self, protocol_factory: Callable[[], _ProtocolT], sock: socket.socket, *,
@@ -500,11 +544,15 @@ class LoopFacilities:
             ssl_shutdown_timeout: float | None = None,
     ) -> tuple[asyncio.Transport, _ProtocolT]:
         """Wrap an accepted connection in a transport (served by the ``transports`` plugin)."""
-        return await self.service("transports").connect_accepted_socket(
+        result: tuple[asyncio.Transport, _ProtocolT]
+        result = await self.service("transports").connect_accepted_socket(
             protocol_factory, sock, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
+        return result
 
-    async def create_datagram_endpoint(
+    # No reuse_address, as on asyncio's running loop (removed in 3.11, disabled
+    # since 3.8.1); asyncio's AbstractEventLoop and typeshed still declare it.
+    async def create_datagram_endpoint(  # type: ignore[override]
             self, protocol_factory: Callable[[], _ProtocolT],
             local_addr: tuple[str, int] | str | None = None,
             remote_addr: tuple[str, int] | str | None = None, *, family: int = 0,
@@ -512,66 +560,88 @@ class LoopFacilities:
             allow_broadcast: bool | None = None, sock: socket.socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, _ProtocolT]:
         """Open a datagram endpoint (served by the ``transports`` plugin)."""
-        return await self.service("transports").create_datagram_endpoint(
+        result: tuple[asyncio.DatagramTransport, _ProtocolT]
+        result = await self.service("transports").create_datagram_endpoint(
             protocol_factory, local_addr, remote_addr, family=family, proto=proto, flags=flags,
             reuse_port=reuse_port, allow_broadcast=allow_broadcast, sock=sock)
+        return result
 
     async def connect_read_pipe(self, protocol_factory: Callable[[], _ProtocolT],
                                 pipe: Any) -> tuple[asyncio.ReadTransport, _ProtocolT]:
         """Read from a pipe's file object (served by the ``transports`` plugin)."""
-        return await self.service("transports").connect_read_pipe(protocol_factory, pipe)
+        result: tuple[asyncio.ReadTransport, _ProtocolT]
+        result = await self.service("transports").connect_read_pipe(protocol_factory, pipe)
+        return result
 
     async def connect_write_pipe(self, protocol_factory: Callable[[], _ProtocolT],
                                  pipe: Any) -> tuple[asyncio.WriteTransport, _ProtocolT]:
         """Write to a pipe's file object (served by the ``transports`` plugin)."""
-        return await self.service("transports").connect_write_pipe(protocol_factory, pipe)
+        result: tuple[asyncio.WriteTransport, _ProtocolT]
+        result = await self.service("transports").connect_write_pipe(protocol_factory, pipe)
+        return result
 
     async def sendfile(self, transport: asyncio.WriteTransport, file: IO[bytes],
                        offset: int = 0, count: int | None = None, *,
                        fallback: bool = True) -> int:
         """Send a file over a transport (served by the ``transports`` plugin)."""
-        return await self.service("transports").sendfile(transport, file, offset, count,
-                                                          fallback=fallback)
+        result: int
+        result = await self.service("transports").sendfile(transport, file, offset, count,
+                                                            fallback=fallback)
+        return result
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         """Receive up to ``n`` bytes (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_recv(sock, n)
+        result: bytes
+        result = await self.service("transports").sock_recv(sock, n)
+        return result
 
     async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """Receive into ``buf`` (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_recv_into(sock, buf)
+        result: int
+        result = await self.service("transports").sock_recv_into(sock, buf)
+        return result
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram and its sender (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_recvfrom(sock, bufsize)
+        result: tuple[bytes, Any]
+        result = await self.service("transports").sock_recvfrom(sock, bufsize)
+        return result
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: WriteableBuffer,
                                  nbytes: int = 0) -> tuple[int, Any]:
         """Receive a datagram into ``buf`` (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_recvfrom_into(sock, buf, nbytes)
+        result: tuple[int, Any]
+        result = await self.service("transports").sock_recvfrom_into(sock, buf, nbytes)
+        return result
 
     async def sock_sendall(self, sock: socket.socket, data: ReadableBuffer) -> None:
         """Send all of ``data`` (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_sendall(sock, data)
+        await self.service("transports").sock_sendall(sock, data)
 
     async def sock_sendto(self, sock: socket.socket, data: ReadableBuffer,
                           address: Any) -> int:
         """Send a datagram to ``address`` (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_sendto(sock, data, address)
+        result: int
+        result = await self.service("transports").sock_sendto(sock, data, address)
+        return result
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect a non-blocking socket (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_connect(sock, address)
+        await self.service("transports").sock_connect(sock, address)
 
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
         """Accept a connection (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_accept(sock)
+        result: tuple[socket.socket, Any]
+        result = await self.service("transports").sock_accept(sock)
+        return result
 
     async def sock_sendfile(self, sock: socket.socket, file: IO[bytes], offset: int = 0,
                             count: int | None = None, *, fallback: bool | None = True) -> int:
         """Send a file over a socket (served by the ``transports`` plugin)."""
-        return await self.service("transports").sock_sendfile(sock, file, offset, count,
-                                                              fallback=fallback)
+        result: int
+        result = await self.service("transports").sock_sendfile(sock, file, offset, count,
+                                                                fallback=fallback)
+        return result
 
     async def start_tls(self, transport: asyncio.BaseTransport,
                         protocol: asyncio.BaseProtocol, sslcontext: ssl.SSLContext, *,
@@ -579,22 +649,28 @@ class LoopFacilities:
                         ssl_handshake_timeout: float | None = None,
                         ssl_shutdown_timeout: float | None = None) -> asyncio.Transport:
         """Upgrade a connection to TLS (served by the ``tls`` plugin)."""
-        return await self.service("tls").start_tls(
+        result: asyncio.Transport
+        result = await self.service("tls").start_tls(
             transport, protocol, sslcontext, server_side=server_side,
             server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
+        return result
 
     async def getaddrinfo(self, host: bytes | str | None, port: bytes | str | int | None, *,
                           family: int = 0, type: int = 0, proto: int = 0,
                           flags: int = 0) -> _GetAddrInfoResult:
         """Resolve a host and port (served by the ``resolver`` plugin)."""
-        return await self.service("resolver").getaddrinfo(host, port, family=family, type=type,
-                                                          proto=proto, flags=flags)
+        result: _GetAddrInfoResult
+        result = await self.service("resolver").getaddrinfo(host, port, family=family, type=type,
+                                                            proto=proto, flags=flags)
+        return result
 
     async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int],
                           flags: int = 0) -> tuple[str, str]:
         """Look up the host and port name of an address (served by the ``resolver`` plugin)."""
-        return await self.service("resolver").getnameinfo(sockaddr, flags)
+        result: tuple[str, str]
+        result = await self.service("resolver").getnameinfo(sockaddr, flags)
+        return result
 
     async def subprocess_exec(
             self, protocol_factory: Callable[[], _ProtocolT], program: StrOrBytesPath,
@@ -606,10 +682,12 @@ class LoopFacilities:
             **kwargs: Any,
     ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
         """Run a program (served by the ``subprocess`` plugin)."""
-        return await self.service("subprocess").subprocess_exec(
+        result: tuple[asyncio.SubprocessTransport, _ProtocolT]
+        result = await self.service("subprocess").subprocess_exec(
             protocol_factory, program, *args, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=universal_newlines, shell=shell, bufsize=bufsize,
             encoding=encoding, errors=errors, text=text, **kwargs)
+        return result
 
     async def subprocess_shell(
             self, protocol_factory: Callable[[], _ProtocolT], cmd: bytes | str, *,
@@ -620,10 +698,12 @@ class LoopFacilities:
             errors: str | None = None, text: bool | None = None, **kwargs: Any,
     ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
         """Run a shell command (served by the ``subprocess`` plugin)."""
-        return await self.service("subprocess").subprocess_shell(
+        result: tuple[asyncio.SubprocessTransport, _ProtocolT]
+        result = await self.service("subprocess").subprocess_shell(
             protocol_factory, cmd, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=universal_newlines, shell=shell, bufsize=bufsize,
             encoding=encoding, errors=errors, text=text, **kwargs)
+        return result
 
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:

@@ -59,7 +59,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .facilities import LoopFacilities, _is_coroutine_function, _missing
 from .handles import (
@@ -74,14 +74,31 @@ from .poller import MAX_TIMEOUT, READ, WRITE, Poller
 from .stall import StallInjector
 
 if TYPE_CHECKING:
+    from typing import TypeVar, TypeVarTuple
+
+    from _typeshed import FileDescriptorLike
+
     from .assembly import Recipe
+    from .services import (
+        ResolverService,
+        SignalService,
+        SubprocessService,
+        TLSService,
+        TransportService,
+    )
+
+    _H = TypeVar("_H")
+    _Ts = TypeVarTuple("_Ts")
 
 __all__ = ["EventLoop"]
 
 logger = logging.getLogger("asyncio")
 
 _heappush = heapq.heappush
-_new = object.__new__
+if TYPE_CHECKING:
+    def _new(cls: type[_H]) -> _H: ...
+else:
+    _new = object.__new__
 _copy_context = contextvars.copy_context
 _partial = functools.partial
 _heappop = heapq.heappop
@@ -189,7 +206,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._stall: StallInjector | None = None
         self._current_handle: asyncio.Handle | None = None
         self._exception_handler: Callable[..., Any] | None = None
-        self._task_factory: Callable[..., Any] | None = None
+        self._task_factory: Callable[..., asyncio.Task[Any]] | None = None
         self._services: dict[str, Any] = {}
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_shutdown_called = False
@@ -221,12 +238,27 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         """The poller (for plugins; not for use while the loop polls)."""
         return self._poller
 
+    @overload
+    def service(self, kind: Literal["transports"]) -> TransportService: ...
+    @overload
+    def service(self, kind: Literal["tls"]) -> TLSService: ...
+    @overload
+    def service(self, kind: Literal["resolver"]) -> ResolverService: ...
+    @overload
+    def service(self, kind: Literal["signals"]) -> SignalService: ...
+    @overload
+    def service(self, kind: Literal["subprocess"]) -> SubprocessService: ...
+    @overload
+    def service(self, kind: str) -> Any: ...
+
     def service(self, kind: str) -> Any:
         """The service object for a feature, made on first use.
 
         ``kind`` is one of ``"transports"``, ``"tls"``, ``"resolver"``,
         ``"signals"``, ``"subprocess"``.  Raises
         :class:`~hookloop.PluginMissingError` when no plugin provides it.
+        A type checker sees the kind's contract from :mod:`hookloop.services`
+        (``service("tls")`` is a ``TLSService``); another kind is ``Any``.
         """
         svc = self._services.get(kind)
         if svc is None:
@@ -434,7 +466,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             if handle._cancelled:
                 continue
             try:
-                handle._context.run(handle._callback, *handle._args)
+                # asyncio.Handle's _context and _callback slots (typeshed leaves
+                # them out; handles._check_layout checks them at import).
+                handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
             except BaseException as exc:
                 self._callback_failed(handle, exc)
 
@@ -474,7 +508,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 self._instrument_call(inst, inst.before_callback, handle)
             t0 = _monotonic()
             try:
-                handle._context.run(handle._callback, *handle._args)
+                # asyncio.Handle's _context and _callback slots (typeshed leaves
+                # them out; handles._check_layout checks them at import).
+                handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
             except BaseException as exc:
                 self._callback_failed(handle, exc)
             finally:
@@ -555,14 +591,17 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
     def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise exc
+        # asyncio.Handle's _callback and _source_traceback slots (typeshed
+        # leaves them out; handles._check_layout checks them), and its _args,
+        # a tuple (typeshed: a Sequence).
         context = {
             "message": ("Exception in callback "
-                        f"{describe_callback(handle._callback, handle._args, self)}"),
+                        f"{describe_callback(handle._callback, handle._args, self)}"),  # type: ignore[attr-defined, arg-type]
             "exception": exc,
             "handle": handle,
         }
-        if handle._source_traceback:
-            context["source_traceback"] = handle._source_traceback
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
         self.call_exception_handler(context)
 
     def _io_callback_failed(self, fd: int, callback: Any, exc: BaseException) -> None:
@@ -595,20 +634,22 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
     # loop.  The four bodies are kept in step with CallbackHandle.__init__
     # and TimerCallbackHandle.__init__, which build the same objects.
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any,
-                  context: Any = None) -> asyncio.Handle:
+    def call_soon(self, callback: Callable[[*_Ts], object], *args: *_Ts,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
         if self._guarded:
             return self._call_soon_guarded(callback, args, context, "call_soon")
         if not callable(callback):
             self._check_callback(callback, "call_soon")
-        handle = _new(CallbackHandle)
-        handle._context = _copy_context() if context is None else context
-        handle._loop = self
-        handle._callback = callback
+        handle: CallbackHandle = _new(CallbackHandle)
+        # asyncio.Handle's slots; typeshed leaves out the private ones marked
+        # (handles._check_layout checks them at import).
+        handle._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
+        handle._loop = self  # type: ignore[attr-defined]
+        handle._callback = callback  # type: ignore[attr-defined]
         handle._args = args
         handle._cancelled = False
-        handle._repr = None
-        handle._source_traceback = None
+        handle._repr = None  # type: ignore[attr-defined]
+        handle._source_traceback = None  # type: ignore[attr-defined]
         self._ready.append(handle)
         return handle
 
@@ -625,8 +666,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._ready.append(handle)
         return handle
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
-                             context: Any = None) -> asyncio.Handle:
+    def call_soon_threadsafe(self, callback: Callable[[*_Ts], object], *args: *_Ts,
+                             context: contextvars.Context | None = None) -> asyncio.Handle:
         if self._guarded:
             handle = self._call_soon_guarded(callback, args, context, "call_soon_threadsafe")
         else:
@@ -637,8 +678,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         self._wakeup()
         return handle
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
-                   context: Any = None) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[*_Ts], object], *args: *_Ts,
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
         when = _monotonic() + delay
@@ -647,20 +688,22 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if not callable(callback):
             self._check_callback(callback, "call_later")
         timer = _new(TimerCallbackHandle)
-        timer._context = _copy_context() if context is None else context
-        timer._loop = self
-        timer._callback = callback
+        # asyncio.Handle's slots; typeshed leaves out the private ones marked
+        # (handles._check_layout checks them at import).
+        timer._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
+        timer._loop = self  # type: ignore[attr-defined]
+        timer._callback = callback  # type: ignore[attr-defined]
         timer._args = args
         timer._cancelled = False
-        timer._repr = None
-        timer._source_traceback = None
+        timer._repr = None  # type: ignore[attr-defined]
+        timer._source_traceback = None  # type: ignore[attr-defined]
         timer._when = when
         timer._scheduled = True
         _heappush(self._timers, (when, self._timer_seq(), timer))
         return timer
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
-                context: Any = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         if self._guarded:
@@ -668,13 +711,15 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         if not callable(callback):
             self._check_callback(callback, "call_at")
         timer = _new(TimerCallbackHandle)
-        timer._context = _copy_context() if context is None else context
-        timer._loop = self
-        timer._callback = callback
+        # asyncio.Handle's slots; typeshed leaves out the private ones marked
+        # (handles._check_layout checks them at import).
+        timer._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
+        timer._loop = self  # type: ignore[attr-defined]
+        timer._callback = callback  # type: ignore[attr-defined]
         timer._args = args
         timer._cancelled = False
-        timer._repr = None
-        timer._source_traceback = None
+        timer._repr = None  # type: ignore[attr-defined]
+        timer._source_traceback = None  # type: ignore[attr-defined]
         timer._when = when
         timer._scheduled = True
         _heappush(self._timers, (when, self._timer_seq(), timer))
@@ -707,7 +752,8 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         # The hook asyncio.TimerHandle.cancel() calls (our TimerCallbackHandle
         # does the same inline); the timer stays in the heap until it reaches
         # the top or the heap is compacted.
-        if handle._scheduled:
+        # TimerHandle's _scheduled slot (typeshed leaves it out; checked at import).
+        if handle._scheduled:  # type: ignore[attr-defined]
             self._cancelled_timers += 1
 
     def _drop_cancelled_timers(self) -> None:
@@ -751,18 +797,22 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
     # to the task factory or to Task (so did 3.13.3, by accident); 3.13.4
     # went back to name= and context= for the factory and passes any other
     # keyword on too (gh-133745); before 3.13.3 there were only those two.
-    if sys.version_info >= (3, 14) or sys.version_info[:3] == (3, 13, 3):
+    # A type checker knows the minor version only: the TYPE_CHECKING terms
+    # (False at run time) make it see one variant per Python, 3.13.4's for 3.13.
+    if sys.version_info >= (3, 14) or (
+            not TYPE_CHECKING and sys.version_info[:3] == (3, 13, 3)):
         def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
             """Wrap a coroutine in a task, made by the task factory if one is set."""
             self._check_closed()
             if self._task_factory is not None:
                 return self._task_factory(self, coro, **kwargs)
             task = asyncio.Task(coro, loop=self, **kwargs)
-            if task._source_traceback:
-                del task._source_traceback[-1]
+            # asyncio.Task's _source_traceback (the C Task has it; typeshed leaves it out).
+            if task._source_traceback:  # type: ignore[attr-defined]
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
             return task
     else:
-        if sys.version_info >= (3, 13, 4):
+        if sys.version_info >= (3, 13) and (TYPE_CHECKING or sys.version_info >= (3, 13, 4)):
             def create_task(self, coro: Any, *, name: str | None = None, context: Any = None,
                             **kwargs: Any) -> asyncio.Task[Any]:
                 """Wrap a coroutine in a task, made by the task factory if one is set."""
@@ -770,8 +820,9 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 if self._task_factory is not None:
                     return self._factory_task(self._task_factory, coro, name, context, kwargs)
                 task = asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
-                if task._source_traceback:
-                    del task._source_traceback[-1]
+                # asyncio.Task's _source_traceback (typeshed leaves it out).
+                if task._source_traceback:  # type: ignore[attr-defined]
+                    del task._source_traceback[-1]  # type: ignore[attr-defined]
                 return task
         else:
             def create_task(self, coro: Any, *, name: str | None = None,
@@ -781,12 +832,14 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                 if self._task_factory is not None:
                     return self._factory_task(self._task_factory, coro, name, context, {})
                 task = asyncio.Task(coro, loop=self, name=name, context=context)
-                if task._source_traceback:
-                    del task._source_traceback[-1]
+                # asyncio.Task's _source_traceback (typeshed leaves it out).
+                if task._source_traceback:  # type: ignore[attr-defined]
+                    del task._source_traceback[-1]  # type: ignore[attr-defined]
                 return task
 
-        def _factory_task(self, factory: Callable[..., Any], coro: Any, name: str | None,
-                          context: Any, kwargs: dict[str, Any]) -> asyncio.Task[Any]:
+        def _factory_task(self, factory: Callable[..., asyncio.Task[Any]], coro: Any,
+                          name: str | None, context: Any,
+                          kwargs: dict[str, Any]) -> asyncio.Task[Any]:
             """The factory's task: context= only when given, the name set afterwards."""
             if context is None:
                 task = factory(self, coro, **kwargs)
@@ -906,10 +959,12 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         """Plugin API: raise ``RuntimeError`` if a plugin owns or watches ``fd``."""
         self._refuse_internal_fd(fd)
 
-    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+    def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*_Ts], Any],
+                   *args: *_Ts) -> None:
         self._add_user_watch(fd, 0, callback, args, "add_reader")
 
-    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+    def add_writer(self, fd: FileDescriptorLike, callback: Callable[[*_Ts], Any],
+                   *args: *_Ts) -> None:
         self._add_user_watch(fd, 1, callback, args, "add_writer")
 
     def remove_reader(self, fd: Any) -> bool:
