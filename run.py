@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 # setuptools: tests/test_out_of_tree_backend.py builds the plugin guide's example
 # offline (pip --no-build-isolation), with a setuptools that builds wheels itself.
+# mypy: tests/test_types.py type-checks the core and every plugin (--strict).
 TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "trustme>=1.1",
-             "pluggy>=1.5", "setuptools>=77"]
+             "pluggy>=1.5", "setuptools>=77", "mypy>=1.10"]
 #: pytest-xdist workers for `run.py test`.  Most of the run is CPython's
 #: asyncio suites, whose tests mostly wait (timeouts, sleeps, child
 #: processes): four workers overlap the waits even on two CPUs (about 2 min
