@@ -20,7 +20,8 @@ naming the plugin, the service and what is missing
 (:func:`check_service`), never with an ``AttributeError`` later on.
 
 This module only describes; it imports nothing of the loop's, and the
-scheduler never imports it.
+scheduler imports it for the type checker only (``loop.service(kind)`` is
+typed by these contracts); the assembly uses :func:`check_service`.
 """
 from __future__ import annotations
 
