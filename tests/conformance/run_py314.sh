@@ -66,6 +66,13 @@ done
 # pytest-timeout, which the workspace config sets up (a hung test fails): fetched
 # on the host, where pip can reach the registry; the chroot installs with --no-index.
 "$HOST_PYTHON" -m pip download -q --no-deps -d "$WHEELS/extra" pytest-xdist execnet pytest-timeout >&2
+if [ "$ALL" = 1 ]; then
+  # What the repository's own tests need besides: mypy (tests/test_types.py, compiled: the
+  # 3.14 wheels) and a setuptools that builds wheels (tests/test_out_of_tree_backend.py).
+  "$HOST_PYTHON" -m pip download -q -d "$WHEELS/extra" --only-binary=:all: --python-version 3.14 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform any mypy "setuptools>=77" >&2
+fi
 
 echo "== installing into $R$PY" >&2
 rm -rf "$R/opt/hl-wheels"
