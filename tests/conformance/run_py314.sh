@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run CPython's asyncio suites (test_cpython_asyncio.py) against hookloop on CPython 3.14,
+# Run CPython's asyncio suites (the kit's hookloop.testing.conformance) against hookloop on CPython 3.14,
 # inside the Debian sid chroot made by py314-chroot.sh (default /tmp/sid).
 #
 #   bash tests/conformance/run_py314.sh [PYTEST ARGS...]
@@ -12,7 +12,7 @@
 # Steps: build wheels of core, the poller backends and the tls/subprocess plugins (when present)
 # on the host (pip wheel --no-deps; they are pure Python), copy them into the chroot, install
 # them into /opt/v314 with --no-index --force-reinstall --no-deps (pluggy and pytest are already
-# there), copy tests/conformance and the workspace pytest config into /opt/hl, run pytest there
+# there), copy the workspace pytest config into /opt/hl, run pytest --pyargs hookloop.testing.conformance there
 # and print its summary line.  Exits with pytest's status.
 #
 # Environment: PY314_ROOT (chroot, default /tmp/sid), PY314_CHROOT_TOOL (the script that makes
@@ -94,14 +94,13 @@ if [ "$ALL" = 1 ]; then
   # files of one module name).
   (cd "$REPO" && tar --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*.egg-info' \
     --exclude=__pycache__ -cf - .) | tar -C "$R/opt/hl" -xf -
-  TESTS=(--pyargs hookloop.testing.contract tests)
+  TESTS=(--pyargs hookloop.testing.contract hookloop.testing.conformance tests)
   for d in "$REPO"/plugins/*/tests; do TESTS+=("plugins/$(basename "$(dirname "$d")")/tests"); done
 else
-  cp -r "$HERE" "$R/opt/hl/conformance"
-  find "$R/opt/hl/conformance" -name __pycache__ -prune -exec rm -rf {} +
-  # The workspace's pytest settings (xfail_strict, filterwarnings, -ra) apply there too.
+  # The workspace's pytest settings (xfail_strict, filterwarnings, -ra) apply there too; the
+  # suites are the installed kit's, as a third-party backend's author runs them.
   cp "$REPO/pyproject.toml" "$R/opt/hl/pyproject.toml"
-  TESTS=(conformance)
+  TESTS=(--pyargs hookloop.testing.conformance)
 fi
 
 echo "== pytest on $(chroot "$R" $PY -c 'import sys; print(sys.version.split()[0])')" >&2

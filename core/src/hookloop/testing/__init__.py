@@ -12,7 +12,10 @@ like anyio's), so in any project where hookloop is installed:
   after the test;
 * ``pytest --pyargs hookloop.testing.contract`` runs the contract tests that
   every poller backend must pass, against whatever backends are installed —
-  a third-party backend shows up by being installed.
+  a third-party backend shows up by being installed;
+* ``pytest --pyargs hookloop.testing.conformance`` runs CPython's own
+  ``test.test_asyncio`` suites on hookloop loops of every installed backend
+  (see :mod:`hookloop.testing.conformance`).
 
 ``checked_loop(loop, recorder)`` is the body of that loop fixture for any
 loop, asyncio's own included: a project's fixture that compares loops

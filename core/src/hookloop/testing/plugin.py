@@ -59,13 +59,19 @@ _saved_environment = pytest.StashKey[dict[str, str | None]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check ``--hookloop-stall``; export it and the seed to the environment.
+    """Check ``--hookloop-stall``; export it and the seed to the environment;
+    register the conformance kit's hooks and summary (they act on its tests
+    only, and must be on the xdist controller too, which collects nothing).
 
     The environment is what every hookloop loop reads when it is made
     (``hookloop.new_event_loop``, the policy, loop factories), in this
     process, in pytest-xdist's workers (started after this, they inherit it
     and find the seed already chosen) and in the processes tests start.
     """
+    from .conformance import _hooks, _summary
+    if not config.pluginmanager.has_plugin("hookloop-conformance"):
+        config.pluginmanager.register(_hooks, "hookloop-conformance")
+    _summary.register(config)
     spec = config.getoption("hookloop_stall", default=None)
     if spec is not None:
         try:

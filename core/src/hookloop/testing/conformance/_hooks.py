@@ -1,4 +1,11 @@
-"""Collection tweaks for test_cpython_asyncio.py that a test module cannot make itself.
+"""The conformance run's pytest hooks: what test_cpython_asyncio.py cannot do itself.
+
+Registered by the kit's pytest plugin (:mod:`hookloop.testing.plugin`, loaded
+in every pytest session through the ``pytest11`` entry point), so they are
+there however the suites are collected (``--pyargs
+hookloop.testing.conformance``, a path, an xdist worker).  Each hook acts on
+the generated conformance classes only (they carry ``_hookloop_backend``) and
+leaves every other test alone.
 
 * ``--hookloop-backend=NAME`` (added by the ``hookloop.testing`` plugin, when
   installed): the generated classes exist for every installed backend because
@@ -21,12 +28,13 @@
   "Counting what ran on our loop" in test_cpython_asyncio.py).  A
   virtual-time test that made one, or a REAL_LOOP_IN_VIRTUAL_CLASS test that
   made none, fails, saying which list is wrong.  The terminal summary
-  (``conformance_summary.py``, a plugin so that the xdist controller has it
-  too) prints, per target, how many tests ran and how many of them ran a
+  (:mod:`._summary`, a plugin so that the xdist controller has it too)
+  prints, per target, how many tests ran and how many of them ran a
   hookloop loop, and how many were deselected for a missing plugin.
-* SIGINT: test_runners interrupts itself with ``_thread.interrupt_main()``
-  and expects ``asyncio.Runner`` to turn that into a cancellation, which
-  Runner only does when SIGINT has Python's default handler.  A process
+* SIGINT (only once conformance tests were collected): test_runners
+  interrupts itself with ``_thread.interrupt_main()`` and expects
+  ``asyncio.Runner`` to turn that into a cancellation, which Runner only
+  does when SIGINT has Python's default handler.  A process
   started in the background by a non-interactive shell (``cmd &``, some CI
   runners) inherits SIGINT *ignored*, and those tests then hang forever on
   every loop, asyncio's own included.  So the default handler is put back
@@ -38,17 +46,19 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Generator
+from typing import Any
 
 import pytest
-from conformance_summary import LOOPS_PROPERTY, VIRTUAL, missing_services, register
+
+from ._summary import LOOPS_PROPERTY, VIRTUAL, missing_services
 
 # Targets kept whatever --hookloop-backend says: asyncio's loop (only there
 # when asked for) and the virtual-time tests, which run no backend's loop.
 ALWAYS_KEPT = {"asyncio", VIRTUAL}
 
 
-def pytest_configure(config):
-    register(config)
+def _default_sigint() -> None:
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL)):
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -56,7 +66,7 @@ def pytest_configure(config):
 
 # trylast: after -k/-m deselection, so the missing-plugin counts cover only what was asked for.
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = config.getoption("hookloop_backend", default=None)
     if isinstance(wanted, (list, tuple)):
         wanted = set(wanted) or None
@@ -64,12 +74,14 @@ def pytest_collection_modifyitems(config, items):
         wanted = {n.strip() for n in str(wanted).split(",") if n.strip()}
     keep, drop = [], []
     missing = missing_services(config)
+    conformance = False
     for item in items:
         cls = getattr(item, "cls", None)
         backend = getattr(cls, "_hookloop_backend", None)
         if backend is None:
             keep.append(item)
             continue
+        conformance = True
         if wanted and backend not in ALWAYS_KEPT and backend not in wanted:
             drop.append(item)
             continue
@@ -83,7 +95,7 @@ def pytest_collection_modifyitems(config, items):
         if reason is not None:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
         keep.append(item)
-    if wanted and (keep or drop):
+    if wanted and conformance:
         present = {getattr(getattr(i, "cls", None), "_hookloop_backend", None) for i in keep + drop}
         if not wanted & present:
             raise pytest.UsageError(
@@ -93,9 +105,11 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if conformance:
+        _default_sigint()
 
 
-def _account_for_loops(item, cls, report):
+def _account_for_loops(item: pytest.Item, cls: Any, report: pytest.TestReport) -> None:
     """Put the loop count on the report; fail a test on the wrong side of the split."""
     target = cls._hookloop_target
     made = cls._hookloop_loops_made.get(item.name)
@@ -122,7 +136,8 @@ def _account_for_loops(item, cls, report):
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     cls = getattr(item, "cls", None)
     if report.when == "call" and cls is not None and hasattr(cls, "_hookloop_loops_made"):

@@ -1,12 +1,9 @@
 """The CPython conformance run's closing summary, where pytest prints it.
 
-A pytest plugin, not a conftest: with pytest-xdist the controller process,
-which prints the terminal summary, collects nothing and so never loads
-``tests/conformance/conftest.py``; the workers, which do, print nothing.  So
-``register(config)`` is called both from ``tests/conftest.py`` (loaded
-everywhere, controller included) and from ``tests/conformance/conftest.py``
-(for runs that name this directory only, as ``run_py314.sh`` does); it
-registers the plugin once.
+A plugin object the kit's pytest plugin registers in every session
+(:func:`register`): with pytest-xdist, the controller prints the terminal
+summary but collects nothing, so the numbers come to it in the reports
+(and, for what collection deselected, in ``workeroutput``).
 
 What it shows:
 
@@ -25,6 +22,7 @@ What it shows:
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -34,8 +32,7 @@ LOOPS_PROPERTY = "hookloop_conformance_loops"
 MISSING_OUTPUT = "hookloop_conformance_missing"
 VIRTUAL = "virtual_time"
 
-_missing_key = pytest.StashKey[Counter]()
-_ran_key = pytest.StashKey[dict]()
+_missing_key = pytest.StashKey["Counter[tuple[str, str, str]]"]()
 
 
 def register(config: pytest.Config) -> None:
@@ -43,7 +40,7 @@ def register(config: pytest.Config) -> None:
         config.pluginmanager.register(_Summary(config), PLUGIN_NAME)
 
 
-def missing_services(config: pytest.Config) -> Counter:
+def missing_services(config: pytest.Config) -> Counter[tuple[str, str, str]]:
     """The counter that collection fills: (target, kind, distribution) -> deselected tests."""
     return config.stash.setdefault(_missing_key, Counter())
 
@@ -58,7 +55,9 @@ class _Summary:
             return
         for name, value in report.user_properties:
             if name == LOOPS_PROPERTY:
-                target, made = value
+                target: str
+                made: int
+                target, made = value  # type: ignore[misc]  # (str, int), as put there
                 tally = self.ran.setdefault(target, [0, 0, 0])
                 tally[0] += 1
                 tally[1] += made > 0
@@ -71,14 +70,14 @@ class _Summary:
                 [*key, count] for key, count in missing_services(self.config).items()]
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
         missing = missing_services(self.config)
         found = getattr(node, "workeroutput", {}).get(MISSING_OUTPUT)
         if found and not missing:
             for *key, count in found:
                 missing[tuple(key)] = count
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.ran:
             terminalreporter.section("CPython conformance: tests that ran a hookloop loop")
             width = max(len(t) for t in self.ran)

@@ -41,7 +41,7 @@ through ``hookloop.new_event_loop(..., plugins=[LoopCounter, ...])`` (directly
 and through its policy), a plugin counting ``hookloop_loop_created``; the
 harness reads the count around each test, the test's report carries it, and
 the closing summary prints per target how many tests ran and how many of
-them ran a hookloop loop (``conformance_summary.py``).
+them ran a hookloop loop (:mod:`._summary`).
 
 Tests that run on ``TestLoop`` only (most of test_tasks: the tests of a
 class whose setUp calls ``self.new_test_loop()``, except those whose own
@@ -50,7 +50,7 @@ code on every backend; they run once, on the target ``virtual_time``, and
 are left out of the backends' classes (their names set to ``None``, which
 unittest's loader skips).  The split is checked when they run: a
 virtual-time test that made a hookloop loop fails, and so does a test sent
-to the backends for making one that made none (conftest.py).
+to the backends for making one that made none (:mod:`._hooks`).
 
 Stall injection (issue #13): the scheduling suites in ``STALLED_SUITES`` run
 a second time per backend on a target named ``<backend>_stall``
@@ -98,8 +98,9 @@ How our loop gets in (the "harness")
   behaviour, so we substitute a real loop of the target, keeping the
   ``shutdown_ag_run`` flag the tearDown asserts on (and still calling the real
   ``shutdown_asyncgens``).  The baseline applies the very same substitution
-  with ``asyncio.SelectorEventLoop``, which proves it honest: the baseline's
-  counts equal those of the unmodified suites.
+  with asyncio's own loop (``asyncio.new_event_loop()`` under its default
+  policy), which proves it honest: the baseline's counts equal those of the
+  unmodified suites.
 
 * Three private names of asyncio's loop that test_events' EventLoopTestsMixin
   uses: ``test_timeout_rounding`` puts ``loop._clock_resolution`` and
@@ -190,7 +191,7 @@ Selecting targets
   ``HOOKLOOP_BACKEND=epoll`` (or ``epoll,poll``) keeps only those.  The
   ``--hookloop-backend=NAME`` option of the ``hookloop.testing`` plugin is
   honoured too, by deselecting the other backends' tests at collection
-  (``conftest.py`` next to this file).
+  (:mod:`._hooks`).
 * ``HOOKLOOP_CONFORMANCE_BASELINE=1`` adds the target ``asyncio``: asyncio's
   own ``SelectorEventLoop`` through the default policy, with the same harness.
   Compare its counts with a backend's to see what hookloop changes.
@@ -236,8 +237,9 @@ import traceback
 import unittest
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -326,7 +328,7 @@ KNOWN_INCOMPATIBLE: dict[str, str] = {
 }
 
 # Tests that need an optional service: "suite::TestClass::test_method" (fnmatch
-# patterns) -> (service kind, as in hookloop.assembly.FEATURES, what in the test
+# patterns) -> (service kind, as in hookloop.features.FEATURES, what in the test
 # body needs it).  On a hookloop target whose recipe has no factory for that
 # kind they are deselected at collection (see the module docstring); the
 # baseline and targets with the plugin run them.  Made by reading the bodies:
@@ -424,7 +426,7 @@ STALL = "0.2:20"
 # ``loop = asyncio.new_event_loop()`` tests) or REAL_LOOP_IN_VIRTUAL_CLASS
 # ("suite::TestClass::test_method", fnmatch -> what makes the loop) names
 # it: those run on every backend.  Neither side is taken on trust: the
-# harness counts the loops each test made, and conftest.py fails a
+# harness counts the loops each test made, and _hooks.py fails a
 # virtual-time test that made a hookloop loop, and a real-loop one that made
 # none, saying which rule to change.
 VIRTUAL = "virtual_time"
@@ -468,11 +470,11 @@ class LoopCounter:
     and after each test.  Loops made by other threads count too (the lock).
     """
 
-    def __init__(self, hookimpl):
+    def __init__(self, hookimpl: Callable[..., Any]) -> None:
         self._lock = threading.Lock()
         self.made = 0
 
-        def hookloop_loop_created(loop):
+        def hookloop_loop_created(loop: Any) -> None:
             with self._lock:
                 self.made += 1
 
@@ -483,7 +485,7 @@ class LoopCounter:
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
-def _stop_serving(loop_ref, sock):
+def _stop_serving(loop_ref: Callable[[], Any], sock: Any) -> None:
     """asyncio's ``loop._stop_serving(sock)``: stop reading ``sock``, close it."""
     loop_ref().remove_reader(sock)
     sock.close()
@@ -495,8 +497,8 @@ class AsyncioLoopNames:
     (``hookloop_loop_created``) that every target passes with its
     LoopCounter."""
 
-    def __init__(self, hookimpl):
-        def hookloop_loop_created(loop):
+    def __init__(self, hookimpl: Callable[..., Any]) -> None:
+        def hookloop_loop_created(loop: Any) -> None:
             loop._clock_resolution = _CLOCK_RESOLUTION
             loop._selector = loop.poller
             # A weak reference: no cycle, so an unclosed loop is still
@@ -529,11 +531,13 @@ def _hookloop_targets() -> tuple[list[Target], str | None]:
     counter = LoopCounter(hookloop.hookimpl)
     plugins = [counter, AsyncioLoopNames(hookloop.hookimpl)]
 
-    def new_loop_for(name, stall=None):
+    def new_loop_for(
+        name: str, stall: str | None = None
+    ) -> Callable[[], asyncio.AbstractEventLoop]:
         return functools.partial(hookloop.new_event_loop, name, stall=stall, plugins=plugins)
 
-    def policy_for(name, stall=None):
-        def new_policy():
+    def policy_for(name: str, stall: str | None = None) -> Callable[[], object]:
+        def new_policy() -> object:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return policy_class(backend=name, stall=stall, plugins=plugins)
@@ -591,16 +595,16 @@ def _with_child_watcher_slot(policy_class: type) -> type:
     outside the subprocess ones (hookloop-subprocess) looks at the watcher.
     """
 
-    class HarnessPolicy(policy_class):
-        _harness_child_watcher = None
+    class HarnessPolicy(policy_class):  # type: ignore[misc]  # policy_class is only known at runtime
+        _harness_child_watcher: Any = None
 
-        def get_child_watcher(self):
+        def get_child_watcher(self) -> Any:
             try:
                 return super().get_child_watcher()
             except NotImplementedError:
                 return self._harness_child_watcher
 
-        def set_child_watcher(self, watcher):
+        def set_child_watcher(self, watcher: Any) -> Any:
             try:
                 return super().set_child_watcher(watcher)
             except NotImplementedError:
@@ -613,28 +617,29 @@ def _with_child_watcher_slot(policy_class: type) -> type:
 def _missing_services(backend: str) -> tuple[tuple[str, str], ...]:
     """(kind, distribution) for each NEEDS_SERVICE kind the backend's recipe lacks."""
     from hookloop import assembly
+    from hookloop.features import FEATURES
 
     factories = assembly.recipe(backend).factories
     kinds = sorted({kind for kind, _ in NEEDS_SERVICE.values()})
-    return tuple(
-        (kind, assembly.FEATURES[kind][1]) for kind in kinds if factories.get(kind) is None
-    )
+    return tuple((kind, FEATURES[kind].distribution)
+                 for kind in kinds if factories.get(kind) is None)
 
 
 def _baseline_target() -> Target:
-    return Target(BASELINE, asyncio.SelectorEventLoop, lambda: None, is_baseline=True)
+    # asyncio's own loop, as its default policy (installed for the baseline) makes it.
+    return Target(BASELINE, asyncio.new_event_loop, lambda: None, is_baseline=True)
 
 
 # ------------------------------------------------------------- policy swap
 
 
-def _current_policy():
+def _current_policy() -> Any:
     # The raw slot, so that "no policy yet" (None) is restored as such.
     return getattr(asyncio.events, "_event_loop_policy", None)
 
 
 @contextlib.contextmanager
-def _policy_installed(policy):
+def _policy_installed(policy: Any) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         saved = _current_policy()
@@ -654,21 +659,24 @@ class _Harness:
     """First base of every generated class (not a TestCase, never collected)."""
 
     _hookloop_target: Target
-    _hookloop_suite_module = None
+    _hookloop_suite_module: Any = None
+    # Set per generated class by _class_namespace / by unittest.TestCase.
+    _hookloop_loops_made: dict[str, int]
+    _testMethodName: str
 
     @classmethod
-    def setUpClass(cls):
+    def setUpClass(cls) -> None:
         with _policy_installed(cls._hookloop_target.new_policy()):
             setup_module = getattr(cls._hookloop_suite_module, "setUpModule", None)
             if setup_module is not None:
                 setup_module()
-            super().setUpClass()
+            super().setUpClass()  # type: ignore[misc]  # the TestCase is the next base
 
     @classmethod
-    def tearDownClass(cls):
+    def tearDownClass(cls) -> None:
         with _policy_installed(cls._hookloop_target.new_policy()):
             try:
-                super().tearDownClass()
+                super().tearDownClass()  # type: ignore[misc]  # the TestCase is the next base
             finally:
                 teardown_module = getattr(cls._hookloop_suite_module, "tearDownModule", None)
                 try:
@@ -677,12 +685,12 @@ class _Harness:
                 finally:
                     unittest.case.doModuleCleanups()
 
-    def run(self, result=None):
+    def run(self, result: Any = None) -> Any:
         counter = self._hookloop_target.counter
         before = counter.made if counter is not None else 0
         try:
             with _policy_installed(self._hookloop_target.new_policy()):
-                return super().run(result)
+                return super().run(result)  # type: ignore[misc]  # the TestCase is the next base
         finally:
             if counter is not None:
                 self._hookloop_loops_made[self._testMethodName] = counter.made - before
@@ -693,16 +701,17 @@ class _PublicLoopView:
 
     _default_executor = None
 
-    def __init__(self, loop):
+    def __init__(self, loop: Any) -> None:
         self._loop = loop
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
 
 
-def _make_close_loop(original):
-    def close_loop(loop):
-        if isinstance(loop, asyncio.BaseEventLoop):  # TestLoop, the baseline
+def _make_close_loop(original: Callable[[Any], Any]) -> staticmethod[[Any], Any]:
+    def close_loop(loop: Any) -> Any:
+        from hookloop import EventLoop
+        if not isinstance(loop, EventLoop):  # TestLoop, the baseline: asyncio's own
             return original(loop)
         # The public spelling of "shut the default executor down, then close".
         if not loop.is_closed():
@@ -712,15 +721,15 @@ def _make_close_loop(original):
     return staticmethod(close_loop)
 
 
-def _runners_new_loop(target: Target):
+def _runners_new_loop(target: Target) -> Callable[[Any], Any]:
     """test_runners.BaseTest.new_loop on a real loop of ``target``; see above."""
 
-    def new_loop(self):
-        loop = target.new_loop()
+    def new_loop(self: Any) -> Any:
+        loop: Any = target.new_loop()
         real_shutdown_asyncgens = loop.shutdown_asyncgens
         loop.shutdown_ag_run = False
 
-        async def shutdown_asyncgens():
+        async def shutdown_asyncgens() -> None:
             loop.shutdown_ag_run = True
             await real_shutdown_asyncgens()
 
@@ -730,7 +739,7 @@ def _runners_new_loop(target: Target):
     return new_loop
 
 
-def _target_loop_method(target: Target):
+def _target_loop_method(target: Target) -> Callable[[Any], Any] | None:
     """``create_event_loop``/``new_loop``: the target's loop; the baseline keeps the original.
 
     The originals build ``asyncio.SelectorEventLoop(<one selector>)`` (one
@@ -740,13 +749,13 @@ def _target_loop_method(target: Target):
     if target.is_baseline:
         return None
 
-    def make_loop(self):
+    def make_loop(self: Any) -> asyncio.AbstractEventLoop:
         return target.new_loop()
 
     return make_loop
 
 
-def _own_loop_set_up(target: Target):
+def _own_loop_set_up(target: Target) -> Callable[[Any], None] | None:
     """setUp of classes that build ``asyncio.SelectorEventLoop()`` in setUp itself.
 
     The original (3.14's events.UnixPipeObjectSupportTests) is, in full:
@@ -756,7 +765,7 @@ def _own_loop_set_up(target: Target):
     if target.is_baseline:
         return None
 
-    def setUp(self):  # noqa: N802 - unittest's name
+    def setUp(self: Any) -> None:  # noqa: N802 - unittest's name
         unittest.TestCase.setUp(self)
         self.loop = target.new_loop()
         self.addCleanup(self.loop.close)
@@ -768,7 +777,7 @@ def _own_loop_set_up(target: Target):
 # None to keep the original}.  A method is replaced only in classes that have
 # it.  Suites whose loop-making method pokes BaseEventLoop internals in the
 # tests themselves must not be listed here.
-LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable | None]]] = {
+LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable[..., Any] | None]]] = {
     "runners": {"new_loop": _runners_new_loop},
     "events": {"create_event_loop": _target_loop_method},
     "events::UnixPipeObjectSupportTests": {"setUp": _own_loop_set_up},  # 3.14
@@ -779,10 +788,10 @@ LOOP_METHODS: dict[str, dict[str, Callable[[Target], Callable | None]]] = {
 }
 
 
-def _eager_factory(target: Target):
-    def loop_factory():
+def _eager_factory(target: Target) -> Callable[[], asyncio.AbstractEventLoop]:
+    def loop_factory() -> asyncio.AbstractEventLoop:
         loop = target.new_loop()
-        loop.set_task_factory(asyncio.eager_task_factory)
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]  # 3.12+
         return loop
 
     return loop_factory
@@ -791,7 +800,7 @@ def _eager_factory(target: Target):
 # (suite, class name) -> builder(target) -> loop_factory, for
 # IsolatedAsyncioTestCase classes whose loop_factory is neither None nor
 # asyncio.EventLoop.  Each must reproduce the original on the target's loop.
-LOOP_FACTORY_ADAPTERS: dict[tuple[str, str], Callable[[Target], Callable]] = {
+LOOP_FACTORY_ADAPTERS: dict[tuple[str, str], Callable[[Target], Callable[..., Any]]] = {
     # 3.14: loop_factory() = asyncio.EventLoop() + eager_task_factory.
     ("taskgroups", "TestEagerTaskTaskGroup"): _eager_factory,
 }
@@ -801,8 +810,8 @@ LOOP_FACTORY_ADAPTERS: dict[tuple[str, str], Callable[[Target], Callable]] = {
 NOT_SUBSTITUTED: list[str] = []
 
 
-def _class_namespace(target: Target, suite: str, module, cls) -> dict:
-    ns = {
+def _class_namespace(target: Target, suite: str, module: Any, cls: Any) -> dict[str, Any]:
+    ns: dict[str, Any] = {
         "__module__": __name__,
         "_hookloop_target": target,
         "_hookloop_backend": target.backend or target.name,
@@ -835,7 +844,8 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
 
     if not target.is_baseline:
         loader = unittest.TestLoader()
-        xfails, needs = {}, {}
+        xfails: dict[str, str] = {}
+        needs: dict[str, tuple[str, str, str]] = {}
         missing = dict(target.missing_services)
         for test_name in loader.getTestCaseNames(cls):
             test_id = f"{suite}::{cls.__name__}::{test_name}"
@@ -846,7 +856,7 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
                 if kind in missing and fnmatch.fnmatchcase(test_id, pattern):
                     needs[test_name] = (kind, missing[kind], why)
         ns["_hookloop_known_incompatible"] = xfails
-        # Deselected at collection by conftest.py (never run, never counted).
+        # Deselected at collection by _hooks.py (never run, never counted).
         ns["_hookloop_needs_missing_service"] = needs
     return ns
 
@@ -854,7 +864,7 @@ def _class_namespace(target: Target, suite: str, module, cls) -> dict:
 # --------------------------------------------------------------- discovery
 
 
-def _suite_test_cases(module) -> list[tuple[str, type]]:
+def _suite_test_cases(module: Any) -> list[tuple[str, type]]:
     """What ``unittest.TestLoader.loadTestsFromModule`` would run, by name."""
     if hasattr(module, "load_tests"):
         raise RuntimeError(f"{module.__name__} defines load_tests(); teach {__name__} what it does")
@@ -887,11 +897,13 @@ def _per_selector_choice(cases: list[tuple[str, type]], target: Target) -> set[s
     for _, cls in cases:
         if "create_event_loop" in vars(cls):
             groups.setdefault(cls.__bases__, []).append(cls)
-    dropped = set()
+    dropped: set[str] = set()
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda c: c.create_event_loop.__code__.co_firstlineno)
+        members.sort(
+            key=lambda c: c.create_event_loop.__code__.co_firstlineno  # type: ignore[attr-defined]  # checked above
+        )
         named = [c for c in members if c.__name__.lower() == f"{target.backend}eventlooptests"]
         keep = (named or members)[0]
         dropped.update(c.__name__ for c in members if c is not keep)
@@ -906,7 +918,7 @@ def _virtual_time_tests(suite: str, cls: type) -> tuple[set[str], set[str]]:
     ``self.new_test_loop()``, but for those whose own source makes a real
     loop (LOOP_MAKING_CALLS) or REAL_LOOP_IN_VIRTUAL_CLASS names.  Whether
     they really make no hookloop loop, and the others do, is checked when
-    they run (conftest.py), not assumed.
+    they run (:mod:`._hooks`), not assumed.
     """
     builds_test_loop = False
     for klass in cls.__mro__:
@@ -929,7 +941,7 @@ def _virtual_time_tests(suite: str, cls: type) -> tuple[set[str], set[str]]:
     return names - real, real
 
 
-def _makes_a_loop(test) -> bool:
+def _makes_a_loop(test: Any) -> bool:
     """Whether a test method's own source calls one of LOOP_MAKING_CALLS
     without naming asyncio's loop class for it (ASYNCIO_LOOP_NAMED)."""
     try:
@@ -944,8 +956,8 @@ def _camel(suite: str) -> str:
     return "".join(part.capitalize() for part in suite.split("_"))
 
 
-def _skipped_test(name: str, reason: str):
-    def test():
+def _skipped_test(name: str, reason: str) -> Callable[[], None]:
+    def test() -> None:
         pytest.skip(reason)
 
     test.__name__ = test.__qualname__ = name
@@ -953,7 +965,7 @@ def _skipped_test(name: str, reason: str):
     return test
 
 
-def _import_suite(suite: str):
+def _import_suite(suite: str) -> tuple[Any, str | None]:
     """The suite module, or a skip reason."""
     try:
         return importlib.import_module(f"test.test_asyncio.test_{suite}"), None
@@ -967,7 +979,8 @@ def _build() -> dict[str, object]:
     generated: dict[str, object] = {}
     baseline = os.environ.get("HOOKLOOP_CONFORMANCE_BASELINE", "")
     if baseline == "only":
-        targets, why_not = [], None
+        targets: list[Target] = []
+        why_not: str | None = None
     else:
         targets, why_not = _hookloop_targets()
     if why_not is not None:
@@ -979,7 +992,7 @@ def _build() -> dict[str, object]:
         targets.append(_baseline_target())
 
     try:
-        import test.test_asyncio  # noqa: F401 - runs requires_working_socket()
+        import test.test_asyncio  # type: ignore[import-not-found]  # noqa: F401 - runs requires_working_socket()
     except (ImportError, unittest.SkipTest) as exc:
         generated["test_cpython_test_asyncio_unavailable"] = _skipped_test(
             "test_cpython_test_asyncio_unavailable",
@@ -995,7 +1008,7 @@ def _build() -> dict[str, object]:
         module, reason = _import_suite(suite)
         if module is None:
             name = f"test_cpython_asyncio_{suite}_unavailable"
-            generated[name] = _skipped_test(name, reason)
+            generated[name] = _skipped_test(name, reason)  # type: ignore[arg-type]  # set when module is None
             continue
         cases = _suite_test_cases(module)
         for target in targets:
@@ -1009,7 +1022,8 @@ def _build() -> dict[str, object]:
                 ):
                     continue
                 # Virtual-time tests run on VIRTUAL only; the rest everywhere else.
-                left_out, listed = set(), set()
+                left_out: set[str] = set()
+                listed: set[str] = set()
                 if not target.is_baseline:
                     virtual, listed = _virtual_time_tests(suite, cls)
                     names = set(unittest.TestLoader().getTestCaseNames(cls))
@@ -1034,7 +1048,7 @@ globals().update(_build())
 if __name__ == "__main__":  # a quick inventory, no tests run
     classes = [v for k, v in dict(globals()).items() if k.startswith("Test")]
     loader = unittest.TestLoader()
-    ids = set()
+    ids: set[str] = set()
     for c in classes:
         names = loader.getTestCaseNames(c)
         needs = getattr(c, "_hookloop_needs_missing_service", {})
