@@ -34,3 +34,18 @@ def test_the_kit_runs_from_anywhere_on_one_backend_with_a_plugin_missing(tmp_pat
     ran = [line for line in out.splitlines() if "tests ran," in line]
     assert ran and all(line.split()[0] in (backend, f"{backend}_stall", "virtual_time")
                        for line in ran), ran
+
+
+def test_the_baseline_runs_the_suites_on_asyncios_own_loop(tmp_path):
+    # HOOKLOOP_CONFORMANCE_BASELINE=only: the harness alone, on asyncio's loop
+    # (what proves the harness honest). test_runners routes its policies'
+    # new_event_loop() back into the harness's new_loop: a baseline made
+    # through asyncio.new_event_loop() recursed there.
+    env = {**os.environ, "HOOKLOOP_CONFORMANCE_BASELINE": "only"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:xdist",
+         "--pyargs", "hookloop.testing.conformance", "-k", "TestRunners_ or TestContext_"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"^\d+ passed", out.splitlines()[-1]), out
