@@ -44,13 +44,6 @@ class Allowed:
 ALLOWED_EXCEPTIONS = [
     Allowed(
         "core/src/hookloop/testing/conformance/test_cpython_asyncio.py",
-        "return Target(BASELINE, asyncio.SelectorEventLoop, lambda: None, is_baseline=True)",
-        frozenset({"asyncio.SelectorEventLoop"}),
-        "The conformance kit's baseline target (HOOKLOOP_CONFORMANCE_BASELINE): asyncio's own "
-        "loop, made by its class to run CPython's suites on it for comparison; hookloop's "
-        "loop never uses it."),
-    Allowed(
-        "core/src/hookloop/testing/conformance/test_cpython_asyncio.py",
         'return getattr(asyncio.events, "_event_loop_policy", None)',
         frozenset({"asyncio.events", "private attribute _event_loop_policy"}),
         "The conformance kit's harness (test code shipped in the testing kit, never run by a "

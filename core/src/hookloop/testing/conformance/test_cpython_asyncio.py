@@ -98,8 +98,8 @@ How our loop gets in (the "harness")
   behaviour, so we substitute a real loop of the target, keeping the
   ``shutdown_ag_run`` flag the tearDown asserts on (and still calling the real
   ``shutdown_asyncgens``).  The baseline applies the very same substitution
-  with ``asyncio.SelectorEventLoop``, which proves it honest: the baseline's
-  counts equal those of the unmodified suites.
+  with asyncio's own loop (from its default policy), which proves it honest:
+  the baseline's counts equal those of the unmodified suites.
 
 * Three private names of asyncio's loop that test_events' EventLoopTestsMixin
   uses: ``test_timeout_rounding`` puts ``loop._clock_resolution`` and
@@ -625,9 +625,16 @@ def _missing_services(backend: str) -> tuple[tuple[str, str], ...]:
 
 
 def _baseline_target() -> Target:
-    # asyncio's own loop, by its class: not through asyncio.new_event_loop(), which
-    # test_runners' policies route back into the substituted new_loop (a recursion).
-    return Target(BASELINE, asyncio.SelectorEventLoop, lambda: None, is_baseline=True)
+    return Target(BASELINE, _asyncio_own_loop, lambda: None, is_baseline=True)
+
+
+def _asyncio_own_loop() -> asyncio.AbstractEventLoop:
+    """asyncio's own loop, as its default policy makes it: that policy is put
+    in place for the call, since the installed one may be a test_runners
+    policy that routes new_event_loop() back into the substituted new_loop
+    (a recursion)."""
+    with _policy_installed(None):
+        return asyncio.new_event_loop()
 
 
 # ------------------------------------------------------------- policy swap
