@@ -550,14 +550,14 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
                     try:
                         callback()
                     except BaseException as exc:
-                        self._io_callback_failed(fd, callback, exc)
+                        self._io_callback_failed(callback, exc)
             if mask & writable:
                 callback = record[1]
                 if callback is not None:
                     try:
                         callback()
                     except BaseException as exc:
-                        self._io_callback_failed(fd, callback, exc)
+                        self._io_callback_failed(callback, exc)
 
     def _dispatch_instrumented(self, events: list[tuple[int, int]]) -> None:
         """:meth:`_dispatch` with every attached instrument called around
@@ -582,7 +582,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
         try:
             callback()
         except BaseException as exc:
-            self._io_callback_failed(fd, callback, exc)
+            self._io_callback_failed(callback, exc)
         finally:
             duration = _monotonic() - t0
             for inst in self._instruments:
@@ -604,7 +604,7 @@ class EventLoop(LoopFacilities, asyncio.AbstractEventLoop):
             context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
         self.call_exception_handler(context)
 
-    def _io_callback_failed(self, fd: int, callback: Any, exc: BaseException) -> None:
+    def _io_callback_failed(self, callback: Any, exc: BaseException) -> None:
         # Reported as asyncio reports an exception escaping a transport's
         # readiness callback (its Handle's): "Exception in callback
         # T._read_ready()", with a handle (made here, for the report) and,
