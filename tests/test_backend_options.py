@@ -20,7 +20,8 @@ from hookloop.poller import Poller
 from hookloop_select import SelectPoller
 
 #: The options each in-tree backend documents.
-DOCUMENTED = {"epoll": {"max_events"}, "kqueue": {"max_events"}, "poll": set(), "select": set()}
+DOCUMENTED = {"epoll": {"max_events"}, "kqueue": {"max_events"}, "poll": set(), "select": set(),
+              "uring": {"entries"}}
 
 
 def _fd_count() -> int:

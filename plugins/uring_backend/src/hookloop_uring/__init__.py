@@ -7,18 +7,19 @@ hook is :func:`hookloop_pollers`, called once per process at assembly; it
 offers one backend, ``uring`` (:class:`UringPoller`, priority 280: below
 epoll, which the bench still finds faster, above poll and select).
 
-Whether io_uring works here is found out once, when the hook is called
-(:func:`probe`): the ``liburing`` binding must import, the kernel must make
-a ring with the features this backend relies on (Linux 5.17), and a poll
-request must fire.  Where it
-does not (no Linux, a kernel before 5.13, ``io_uring_disabled``, a seccomp or
-container policy refusing ``io_uring_setup``), the backend is still offered,
-marked unavailable with the reason, so ``hookloop plugins`` says why and
-choosing it raises :class:`hookloop.BackendUnavailableError` with that
-reason; importing this package never fails.
+Whether io_uring works here is found out once per process, the first time
+the hook is called (:func:`probe`, cached by :func:`unavailable_reason`):
+the ``liburing`` binding must import, the kernel must make a ring with the
+features this backend relies on (Linux 5.17), and a poll request must fire.
+Where it does not (no Linux, a kernel before 5.17, ``io_uring_disabled``,
+a seccomp or container policy refusing ``io_uring_setup``), the backend is
+still offered, marked unavailable with the reason, so ``hookloop plugins``
+says why and choosing it raises :class:`hookloop.BackendUnavailableError`
+with that reason; importing this package never fails.
 """
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import sys
@@ -27,7 +28,7 @@ from hookloop import Backend, BackendUnavailableError, hookimpl
 
 from .uring_poller import UringPoller, open_ring
 
-__all__ = ["UringPoller", "hookloop_pollers", "probe"]
+__all__ = ["UringPoller", "hookloop_pollers", "probe", "unavailable_reason"]
 
 #: The hookloop plugin API this plugin is written for; a core that does not
 #: support it refuses the plugin, naming both versions.
@@ -79,15 +80,23 @@ def probe() -> str | None:
         b.close()
 
 
+@functools.cache
+def unavailable_reason() -> str | None:
+    """:func:`probe`'s answer, found once per process (a ring set up and torn
+    down costs some 50 µs; ``hookloop.list_backends()`` calls the hook each
+    time)."""
+    return probe()
+
+
 @hookimpl
 def hookloop_pollers() -> list[Backend]:
-    """Offer the ``uring`` backend (probed once, here)."""
+    """Offer the ``uring`` backend."""
     return [
         Backend(
             name="uring",
             factory=UringPoller,
             priority=280,
-            unavailable=probe(),
+            unavailable=unavailable_reason(),
             distribution=DISTRIBUTION,
         ),
     ]

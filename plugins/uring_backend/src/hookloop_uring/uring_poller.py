@@ -277,10 +277,10 @@ class UringPoller(PollerBase):
 
     def _arm(self, fd: int, mask: int, events: int) -> None:
         token = self._next_token
+        self._poll_add(fd, mask, token)  # first: it raises on a closed poller
         self._next_token = token + 1
         self._tokens[token] = fd
         self._interest[fd] = (token, events)
-        self._poll_add(fd, mask, token)
 
     def _poll_add(self, fd: int, mask: int, token: int) -> None:
         sqe = self._sqe()
