@@ -180,12 +180,12 @@ class UringPoller(PollerBase):
         waiter = select.poll()
         waiter.register(self._ring_fd, _POLLIN)
         self._wait = waiter.poll
-        #: token -> fd, for every live registration.
-        self._tokens: dict[int, int] = {}
+        #: token -> (fd, poll(2) mask), for every live registration.
+        self._tokens: dict[int, tuple[int, int]] = {}
         #: fd -> (token of its armed request or 0, interest mask of the core).
         self._interest: dict[int, tuple[int, int]] = {}
         self._next_token = 1  # 0 is the user_data of control requests
-        self._queued = 0  # SQEs written since the last submit
+        self._queued = False  # SQEs written since the last submit
         self._submits = 0
         self._waits = 0
         self._entries = entries
@@ -272,20 +272,17 @@ class UringPoller(PollerBase):
         while sqe is None:
             self._submit()
             sqe = liburing.io_uring_get_sqe(ring)
-        self._queued += 1
+        self._queued = True
         return sqe
 
     def _arm(self, fd: int, mask: int, events: int) -> None:
         token = self._next_token
-        self._poll_add(fd, mask, token)  # first: it raises on a closed poller
-        self._next_token = token + 1
-        self._tokens[token] = fd
-        self._interest[fd] = (token, events)
-
-    def _poll_add(self, fd: int, mask: int, token: int) -> None:
-        sqe = self._sqe()
+        sqe = self._sqe()  # first: it raises on a closed poller
         liburing.io_uring_prep_poll_add(sqe, fd, mask)
         liburing.io_uring_sqe_set_data64(sqe, token)
+        self._next_token = token + 1
+        self._tokens[token] = (fd, mask)
+        self._interest[fd] = (token, events)
 
     def _remove(self, token: int) -> None:
         sqe = self._sqe()
@@ -313,34 +310,47 @@ class UringPoller(PollerBase):
             if exc.errno not in _SUBMIT_LATER:
                 raise
             return
-        self._queued = 0
+        self._queued = False
 
     def _reap(self) -> list[tuple[int, int]]:
         """Turn the CQEs that are there into ``(fd, poll bits)`` pairs, and arm
-        each reported fd again."""
-        ring, cqe, tokens, interest = self._ring, self._cqe, self._tokens, self._interest
-        poll_add = self._poll_add
+        each reported fd again (the one per-event path: kept inline)."""
+        ring, cqe, tokens = self._ring, self._cqe, self._tokens
+        get_sqe, prep, set_data = _get_sqe, _prep_poll_add, _set_data64
         events: list[tuple[int, int]] = []
         seen = 0
-        for _ in liburing.CqeIter(ring, cqe):
+        for _ in _CqeIter(ring, cqe):
             seen += 1
             entry = cqe[0]
             token = entry.user_data
-            fd = tokens.get(token)
-            if fd is None:  # a control request, or a request we removed
+            armed = tokens.get(token)
+            if armed is None:  # a control request, or a request we removed
                 continue
+            fd, mask = armed
             try:
                 bits = entry.res
             except OSError:  # the request failed: report it once, as poll(2) would
                 del tokens[token]
-                interest[fd] = (0, interest[fd][1])
+                self._interest[fd] = (0, self._interest[fd][1])
                 events.append((fd, _POLLNVAL))
                 continue
             events.append((fd, bits))
-            poll_add(fd, _POLL_MASKS[interest[fd][1]], token)
+            sqe = get_sqe(ring) or self._sqe()
+            prep(sqe, fd, mask)
+            set_data(sqe, token)
         if seen:
-            liburing.io_uring_cq_advance(ring, seen)
+            _cq_advance(ring, seen)
+        if events:
+            self._queued = True  # the re-arms (a failed request's one aside)
         return events
+
+
+if liburing is not None:
+    _CqeIter = liburing.CqeIter
+    _get_sqe = liburing.io_uring_get_sqe
+    _prep_poll_add = liburing.io_uring_prep_poll_add
+    _set_data64 = liburing.io_uring_sqe_set_data64
+    _cq_advance = liburing.io_uring_cq_advance
 
 
 def _translate(fd: int, events: int) -> int:
