@@ -382,3 +382,55 @@ def test_a_forked_child_closing_the_poller_leaves_the_parent_working(
     assert os.waitstatus_to_exitcode(status) == 0
     b.send(b"x")
     assert poller.poll(5.0) == [(a.fileno(), select.POLLIN)]
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx avx2 bmi1 bmi2 movbe
+bugs\t\t: sysret_ss_attrs
+"""
+
+
+def test_missing_cpu_features_reads_the_flags_line() -> None:
+    if module.platform.machine() != "x86_64":
+        assert module.missing_cpu_features(CPUINFO) == []
+        return
+    assert module.missing_cpu_features(CPUINFO) == ["avx512bw", "avx512f", "avx512vl"]
+    full = CPUINFO.replace("movbe", "movbe avx512f avx512bw avx512vl")
+    assert module.missing_cpu_features(full) == []
+    assert module.missing_cpu_features("processor : 0\n") == []  # nothing to go by
+
+
+@pytest.mark.skipif(sys.platform != "linux" or module.platform.machine() != "x86_64",
+                    reason="the CPU gate is for the x86-64 wheel")
+def test_on_a_cpu_the_wheel_cannot_run_the_binding_is_never_imported(tmp_path: Path) -> None:
+    """The wheel would die of SIGILL there: it must not even be imported, and
+    the backend is listed unavailable with the reason."""
+    script = tmp_path / "old_cpu.py"
+    script.write_text(
+        "import builtins, io, sys\n"
+        f"CPUINFO = {CPUINFO!r}\n"
+        "real_open = builtins.open\n"
+        "def fake_open(path, *args, **kwargs):\n"
+        "    if path == '/proc/cpuinfo':\n"
+        "        return io.StringIO(CPUINFO)\n"
+        "    return real_open(path, *args, **kwargs)\n"
+        "builtins.open = fake_open\n"
+        "class NoBinding:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'liburing':\n"
+        "            raise AssertionError('liburing imported on a CPU it cannot run on')\n"
+        "sys.meta_path.insert(0, NoBinding())\n"
+        "import hookloop, hookloop.cli\n"
+        "hookloop.cli.main(['plugins'])\n"
+        "hookloop.new_event_loop().close()\n"
+        "print('DEFAULT OK')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLOOP_")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.lstrip().startswith("uring ")
+                and "priority" in ln)
+    assert "unavailable: the liburing wheel uses instructions this CPU lacks " \
+           "(avx512bw, avx512f, avx512vl)" in line
+    assert "DEFAULT OK" in out.stdout

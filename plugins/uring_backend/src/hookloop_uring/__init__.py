@@ -9,10 +9,12 @@ epoll, which the bench still finds faster, above poll and select).
 
 Whether io_uring works here is found out once per process, the first time
 the hook is called (:func:`probe`, cached by :func:`unavailable_reason`):
-the ``liburing`` binding must import, the kernel must make a ring with the
-features this backend relies on (Linux 5.17), and a poll request must fire.
-Where it does not (no Linux, a kernel before 5.17, ``io_uring_disabled``,
-a seccomp or container policy refusing ``io_uring_setup``), the backend is
+the ``liburing`` binding must import (and the CPU must run its wheel's
+code: :data:`~hookloop_uring.uring_poller.X86_FEATURES_THE_WHEEL_USES`), the
+kernel must make a ring with the features this backend relies on (Linux
+5.17), and a poll request must fire.  Where it does not (no Linux, a CPU
+without AVX-512, a kernel before 5.17, ``io_uring_disabled``, a seccomp or
+container policy refusing ``io_uring_setup``), the backend is
 still offered, marked unavailable with the reason, so ``hookloop plugins``
 says why and choosing it raises :class:`hookloop.BackendUnavailableError`
 with that reason; importing this package never fails.
@@ -26,7 +28,7 @@ import sys
 
 from hookloop import Backend, BackendUnavailableError, hookimpl
 
-from .uring_poller import UringPoller, open_ring
+from .uring_poller import BINDING_UNAVAILABLE, UringPoller, liburing, open_ring
 
 __all__ = ["UringPoller", "hookloop_pollers", "probe", "unavailable_reason"]
 
@@ -45,10 +47,8 @@ def probe() -> str | None:
     """``None`` if the ``uring`` backend works here, else why it does not."""
     if not sys.platform.startswith("linux"):
         return f"io_uring is Linux-only (this is {sys.platform})"
-    try:
-        import liburing
-    except ImportError as exc:
-        return f"the liburing package does not import ({exc}): pip install liburing"
+    if BINDING_UNAVAILABLE is not None:
+        return BINDING_UNAVAILABLE
     try:
         ring = open_ring(2)
     except BackendUnavailableError as exc:

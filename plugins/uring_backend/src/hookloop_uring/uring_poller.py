@@ -82,18 +82,64 @@ from __future__ import annotations
 
 import errno
 import math
+import platform
 import select
 from typing import Any
 
 from hookloop import BackendUnavailableError
 from hookloop.poller import READ, WRITE, PollerBase, check_fd
 
-try:
-    import liburing
-except ImportError:  # pragma: no cover - reported by hookloop_uring.URING_UNAVAILABLE
-    liburing = None
+__all__ = ["BINDING_UNAVAILABLE", "DEFAULT_ENTRIES", "MAX_ENTRIES", "UringPoller",
+           "check_entries", "missing_cpu_features"]
 
-__all__ = ["DEFAULT_ENTRIES", "MAX_ENTRIES", "UringPoller", "check_entries"]
+#: The x86-64 instruction set extensions the ``liburing`` wheel (2026.3.30,
+#: built by Zig for a newer CPU than the baseline) executes without checking
+#: for them: AVX-512 F/BW/VL (``zmm`` stores in ``Ring()``, masked byte
+#: compares), AVX, BMI2 (``shlx``, ``mulx``) and ``movbe``, found by
+#: disassembling its ``liburing.so``.  On a CPU without one of them the
+#: binding dies of ``SIGILL``, which no ``except`` catches, so it is not even
+#: imported there.
+X86_FEATURES_THE_WHEEL_USES = ("avx", "avx512bw", "avx512f", "avx512vl", "bmi2", "movbe")
+
+
+def missing_cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The features of :data:`X86_FEATURES_THE_WHEEL_USES` this CPU lacks.
+
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when ``None``).  Empty
+    off x86-64, and when the flags cannot be read (nothing to go by).
+    """
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return []
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            flags = set(value.split())
+            return [f for f in X86_FEATURES_THE_WHEEL_USES if f not in flags]
+    return []
+
+
+#: ``None`` where the binding is imported, else why it is not.
+BINDING_UNAVAILABLE: str | None = None
+_missing = missing_cpu_features()
+liburing: Any = None  # the binding's module, once imported
+if _missing:
+    BINDING_UNAVAILABLE = (
+        f"the liburing wheel uses instructions this CPU lacks ({', '.join(_missing)}): "
+        "importing it would kill the process (SIGILL)")
+else:
+    try:
+        import liburing as _binding
+    except ImportError as exc:
+        BINDING_UNAVAILABLE = (f"the liburing package does not import ({exc}): "
+                               "pip install liburing")
+    else:
+        liburing = _binding
 
 #: Submission queue size by default (the completion queue gets twice as many).
 DEFAULT_ENTRIES = 1024
@@ -137,9 +183,8 @@ def open_ring(entries: int) -> Any:
     the ``OSError``.  ``IORING_SETUP_SUBMIT_ALL`` (5.18) is asked for and
     dropped where the kernel does not know it.
     """
-    if liburing is None:
-        raise BackendUnavailableError(
-            "the uring backend needs the liburing package: pip install liburing")
+    if BINDING_UNAVAILABLE is not None:
+        raise BackendUnavailableError(f"the uring backend cannot work here: {BINDING_UNAVAILABLE}")
     ring = liburing.Ring()
     flags = liburing.IORING_SETUP_SUBMIT_ALL
     while True:
