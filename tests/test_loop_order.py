@@ -16,6 +16,7 @@ hookloop only, and says so.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import time
@@ -340,3 +341,51 @@ def test_keyboard_interrupt_in_a_plugin_io_callback_keeps_queued_io_handles(loop
         a.close()
         b.close()
     assert order == ["plugin", "user", "timer"]
+
+
+def test_a_loop_that_never_blocks_still_sees_io_from_another_process(loop):
+    """Every iteration polls, even when callbacks are ready and nothing else
+    makes a system call: a task spinning on ``sleep(0)`` does not starve a
+    reader whose data another process sent meanwhile.  (An io_uring ring
+    set up with ``COOP_TASKRUN`` posts such completions only when the
+    process next enters the kernel; a ``poll(0)`` that just reads the
+    completion queue would never see them.)"""
+    import subprocess
+    import sys
+
+    a, b = socket.socketpair()
+    go_r, go_w = os.pipe()
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, socket, sys\n"
+         "go, fd = int(sys.argv[1]), int(sys.argv[2])\n"
+         "os.read(go, 1)\n"
+         "socket.socket(fileno=fd).send(b'x')\n", str(go_r), str(b.fileno())],
+        pass_fds=(go_r, b.fileno()))
+    os.close(go_r)
+    b.close()
+    a.setblocking(False)
+    seen = []
+    iterations = [0]
+
+    async def spin():
+        os.write(go_w, b"g")  # the last system call this task makes
+        deadline = loop.time() + GUARD
+        while not seen and loop.time() < deadline:
+            iterations[0] += 1
+            await asyncio.sleep(0)
+
+    def readable():
+        seen.append(a.recv(1))
+        loop.remove_reader(a.fileno())
+
+    try:
+        loop.add_reader(a.fileno(), readable)
+        loop.run_until_complete(spin())
+        assert child.wait(GUARD) == 0
+    finally:
+        loop.remove_reader(a.fileno())
+        a.close()
+        os.close(go_w)
+        child.wait()
+    assert seen == [b"x"], f"the reader was never called in {iterations[0]} iterations"
