@@ -38,7 +38,7 @@ class Backend:
         default, are the options the backend accepts (:attr:`options`).  It
         checks their values itself, before it opens anything.
     :param priority: Higher wins when no backend is requested
-        (epoll 300, kqueue 250, poll 200, select 100).
+        (epoll 300, uring 280, kqueue 250, poll 200, select 100).
     :param unavailable: ``None`` if the backend works here, else the reason
         it does not (shown by ``hookloop plugins``; choosing it raises).
     :param distribution: The distribution that ships it, for messages.
