@@ -66,6 +66,12 @@ done
 # pytest-timeout, which the workspace config sets up (a hung test fails): fetched
 # on the host, where pip can reach the registry; the chroot installs with --no-index.
 "$HOST_PYTHON" -m pip download -q --no-deps -d "$WHEELS/extra" pytest-xdist execnet pytest-timeout >&2
+# hookloop-uring's binding (an abi3 wheel; pinned in plugins/uring_backend/pyproject.toml).
+if [ -f "$REPO/plugins/uring_backend/pyproject.toml" ]; then
+  "$HOST_PYTHON" -m pip download -q --no-deps -d "$WHEELS/extra" --only-binary=:all: \
+    --python-version 3.14 --implementation cp --platform manylinux_2_17_x86_64 \
+    "$(grep -o 'liburing==[0-9.]*' "$REPO/plugins/uring_backend/pyproject.toml")" >&2
+fi
 if [ "$ALL" = 1 ]; then
   # What the repository's own tests need besides: mypy (tests/test_types.py, compiled: the
   # 3.14 wheels) and a setuptools that builds wheels (tests/test_out_of_tree_backend.py).

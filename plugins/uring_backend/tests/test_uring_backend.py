@@ -339,30 +339,42 @@ def test_a_refused_ring_makes_the_backend_unavailable(monkeypatch: pytest.Monkey
         hookloop.assembly.clear_cache()
 
 
-def test_without_the_binding_the_backend_is_listed_unavailable(tmp_path: Path) -> None:
-    """liburing missing: importing the plugin still works, `hookloop plugins`
-    says what to install, and choosing the backend raises with it."""
-    script = tmp_path / "no_liburing.py"
-    script.write_text(
-        "import sys\n"
-        "sys.modules['liburing'] = None  # import liburing raises ImportError\n"
-        "import hookloop, hookloop.cli\n"
-        "hookloop.cli.main(['plugins'])\n"
-        "try:\n"
-        "    hookloop.new_event_loop('uring')\n"
-        "except hookloop.BackendUnavailableError as exc:\n"
-        "    print('RAISED', exc)\n"
-        "hookloop.new_event_loop().close()\n"
-        "print('DEFAULT OK')\n")
+#: Appended to the set-up of each subprocess below: list the plugins, try the
+#: backend, check the default loop still works.
+LISTING = (
+    "import hookloop, hookloop.cli\n"
+    "hookloop.cli.main(['plugins'])\n"
+    "try:\n"
+    "    hookloop.new_event_loop('uring')\n"
+    "except hookloop.BackendUnavailableError as exc:\n"
+    "    print('RAISED', exc)\n"
+    "hookloop.new_event_loop().close()\n"
+    "print('DEFAULT OK')\n")
+
+
+def listing_after(setup: str, tmp_path: Path) -> tuple[str, str]:
+    """Run ``setup`` then :data:`LISTING` in a fresh interpreter: (its output,
+    the ``uring`` line of ``hookloop plugins``' backend table)."""
+    script = tmp_path / "listing.py"
+    script.write_text(setup + LISTING)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLOOP_")}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
+    assert "DEFAULT OK" in out.stdout, "the default loop no longer works"
     line = next(ln for ln in out.stdout.splitlines() if ln.lstrip().startswith("uring ")
                 and "priority" in ln)
+    return out.stdout, line
+
+
+def test_without_the_binding_the_backend_is_listed_unavailable(tmp_path: Path) -> None:
+    """liburing missing: importing the plugin still works, `hookloop plugins`
+    says what to install, and choosing the backend raises with it."""
+    stdout, line = listing_after(
+        "import sys\n"
+        "sys.modules['liburing'] = None  # import liburing raises ImportError\n", tmp_path)
     assert "unavailable" in line and "pip install liburing" in line
-    assert "RAISED" in out.stdout and "pip install liburing" in out.stdout
-    assert "DEFAULT OK" in out.stdout
+    assert "RAISED" in stdout and "pip install liburing" in stdout
 
 
 def test_a_forked_child_closing_the_poller_leaves_the_parent_working(
@@ -406,8 +418,7 @@ def test_missing_cpu_features_reads_the_flags_line() -> None:
 def test_on_a_cpu_the_wheel_cannot_run_the_binding_is_never_imported(tmp_path: Path) -> None:
     """The wheel would die of SIGILL there: it must not even be imported, and
     the backend is listed unavailable with the reason."""
-    script = tmp_path / "old_cpu.py"
-    script.write_text(
+    stdout, line = listing_after(
         "import builtins, io, sys\n"
         f"CPUINFO = {CPUINFO!r}\n"
         "real_open = builtins.open\n"
@@ -420,17 +431,7 @@ def test_on_a_cpu_the_wheel_cannot_run_the_binding_is_never_imported(tmp_path: P
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'liburing':\n"
         "            raise AssertionError('liburing imported on a CPU it cannot run on')\n"
-        "sys.meta_path.insert(0, NoBinding())\n"
-        "import hookloop, hookloop.cli\n"
-        "hookloop.cli.main(['plugins'])\n"
-        "hookloop.new_event_loop().close()\n"
-        "print('DEFAULT OK')\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLOOP_")}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    line = next(ln for ln in out.stdout.splitlines() if ln.lstrip().startswith("uring ")
-                and "priority" in ln)
+        "sys.meta_path.insert(0, NoBinding())\n", tmp_path)
     assert "unavailable: the liburing wheel uses instructions this CPU lacks " \
            "(avx512bw, avx512f, avx512vl)" in line
-    assert "DEFAULT OK" in out.stdout
+    assert "RAISED" in stdout and "avx512f" in stdout.split("RAISED", 1)[1]
