@@ -377,6 +377,9 @@ def test_without_the_binding_the_backend_is_listed_unavailable(tmp_path: Path) -
     assert "RAISED" in stdout and "pip install liburing" in stdout
 
 
+# Python 3.12+ warns on fork() with other threads alive (earlier tests' threads
+# and xdist's); the child only closes the poller and leaves with os._exit.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_closing_the_poller_leaves_the_parent_working(
         poller: UringPoller, hookloop_socketpair: Pair) -> None:
     a, b = hookloop_socketpair
