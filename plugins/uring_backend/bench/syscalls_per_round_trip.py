@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import socket
 import subprocess
 import sys
-import socket
 import tempfile
 
 import hookloop
