@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ..stall import ENV_SEED, ENV_STALL, parse_stall
+from . import session_loop
 
 
 class ExceptionRecorder:
@@ -53,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SEED",
                     help="seed of the stalls' random source (default: drawn at random and "
                          "printed in the header), to replay a failure")
+    session_loop.add_option(group)
 
 
 _saved_environment = pytest.StashKey[dict[str, str | None]]()
@@ -61,7 +63,8 @@ _saved_environment = pytest.StashKey[dict[str, str | None]]()
 def pytest_configure(config: pytest.Config) -> None:
     """Check ``--hookloop-stall``; export it and the seed to the environment;
     register the conformance kit's hooks and summary (they act on its tests
-    only, and must be on the xdist controller too, which collects nothing).
+    only, and must be on the xdist controller too, which collects nothing);
+    act on ``--hookloop-loop`` (:mod:`hookloop.testing.session_loop`).
 
     The environment is what every hookloop loop reads when it is made
     (``hookloop.new_event_loop``, the policy, loop factories), in this
@@ -82,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if seed is not None and not seed.strip():
         raise pytest.UsageError("--hookloop-stall-seed: expected a seed, got an empty string")
     seed = seed or os.environ.get(ENV_SEED) or str(random.SystemRandom().randrange(10**9))
+    session_loop.configure(config)
     saved = config.stash[_saved_environment] = {}
     for name, value in ((ENV_SEED, seed), (ENV_STALL, spec)):
         if value is not None:
@@ -104,14 +108,17 @@ def stall_replay_hint(nodeid: str, spec: str) -> str:
             f"pytest '{nodeid}' --hookloop-stall={spec} --hookloop-stall-seed={seed}")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     spec = os.environ.get(ENV_STALL)
     seed = os.environ.get(ENV_SEED)
     if spec:
         probability, max_ms = parse_stall(spec, name=ENV_STALL)
-        return (f"hookloop: stall injection on: probability {probability}, up to {max_ms:g} ms, "
-                f"seed {seed} (--hookloop-stall={spec} --hookloop-stall-seed={seed})")
-    return f"hookloop: stall injection off; stall seed {seed} (--hookloop-stall-seed={seed})"
+        lines = [f"hookloop: stall injection on: probability {probability}, up to {max_ms:g} ms, "
+                 f"seed {seed} (--hookloop-stall={spec} --hookloop-stall-seed={seed})"]
+    else:
+        lines = [f"hookloop: stall injection off; stall seed {seed} (--hookloop-stall-seed={seed})"]
+    loop_line = session_loop.header_line(config)
+    return lines if loop_line is None else [*lines, loop_line]
 
 
 @pytest.hookimpl(wrapper=True)
