@@ -5,7 +5,9 @@ backend and for asyncio on every workload.  A backend installed from
 outside this repository (a dummy distribution in a temporary directory) must
 show up with no change to the bench; a loop given as ``module:factory``
 too; a loop that breaks a workload must produce ``FAILED`` and exit status
-1, never a figure.  Speed is never asserted.
+1, never a figure; a framework that cannot be imported (blocked for real, in
+the bench's processes) must produce "not run: install ..." and nothing
+failed.  Speed is never asserted.
 """
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ import textwrap
 
 import pytest
 from hookloop_bench import report, stats
-from hookloop_bench.runner import Cell
+from hookloop_bench.runner import Cell, run_one
 from hookloop_bench.subjects import Subject, not_run_reason
-from hookloop_bench.workloads import WORKLOADS, UsageError, select_workloads
+from hookloop_bench.workloads import WORKLOADS, Settings, UsageError, install_hint, select_workloads
 
 import hookloop
 
-#: Only a guard against a hang: the quick matrix takes ~20 s on an idle
+#: Only a guard against a hang: the quick matrix takes ~25 s on an idle
 #: 2-CPU machine and several times that on a busy one.
 TIMEOUT = 900
 
@@ -57,7 +59,8 @@ def test_quick_run_has_a_row_for_every_backend_and_asyncio_on_every_workload(tmp
                 assert row["median"] > 0 and row["min"] <= row["median"] <= row["max"], row
                 assert len(row["rounds"]) == data["settings"]["rounds"] == 1
                 assert row["unit"] == workload.unit
-            else:  # only a missing service (hookloop-tls, -subprocess) or trustme
+            else:  # only a missing service (hookloop-tls, -subprocess), trustme,
+                # aiohttp or uvicorn
                 assert row["median"] is None and row["reason"] == f"not run: {reason}"
         assert rows["asyncio", workload.name]["ratio"] == 1.0
     machine = data["machine"]
@@ -133,6 +136,65 @@ def test_module_factory_subjects_and_a_broken_loop_fails_not_measures(tmp_path):
     assert "FAILED" in out.stdout
 
 
+FRAMEWORKS = [w for w in WORKLOADS.values() if w.framework]
+BEST = hookloop.available_backends()[0]
+
+
+def _blocked_frameworks(path):
+    """A sitecustomize making aiohttp and uvicorn unimportable in every
+    process started with ``path`` on PYTHONPATH, as if not installed (their
+    spec is None; importing them raises ModuleNotFoundError)."""
+    path.mkdir(exist_ok=True)
+    (path / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{w.framework!r}] = None\n" for w in FRAMEWORKS))
+    return str(path)
+
+
+def test_without_the_frameworks_their_workloads_are_not_run_and_nothing_fails(tmp_path):
+    out = _bench("--quick", "--workloads", "http,aiohttp_http,uvicorn_asgi", "--subjects", BEST,
+                 "--json", str(tmp_path / "r.json"),
+                 pythonpath=_blocked_frameworks(tmp_path / "blocked"))
+    assert out.returncode == 0, out.stderr
+    rows = {(r["subject"], r["workload"]): r for r in _rows(tmp_path / "r.json")["rows"]}
+    for name in ("asyncio", BEST):
+        assert rows[name, "http"]["median"] > 0
+        for workload in FRAMEWORKS:
+            row = rows[name, workload.name]
+            assert row["median"] is None and row["rounds"] == []
+            assert row["reason"] == f"not run: {install_hint(workload.framework)}"
+    assert "not run: install aiohttp" in out.stdout and "not run: install uvicorn" in out.stdout
+    assert "FAILED" not in out.stdout
+
+
+@pytest.mark.parametrize("workload", FRAMEWORKS, ids=lambda w: w.name)
+def test_the_measuring_process_says_not_run_when_the_framework_cannot_be_imported(
+        tmp_path, monkeypatch, workload):
+    # The parent found the framework (or was not asked): the measuring
+    # process, where it is imported, has the last word.
+    tiny = Settings(seconds=0.05, warmup=0.02, clients=1, connections=2, wrk=False)
+    subject = Subject(BEST, "hookloop", BEST)
+    monkeypatch.setenv("PYTHONPATH", _blocked_frameworks(tmp_path / "blocked"))
+    assert run_one(subject, workload, tiny) == (
+        None, {}, f"not run: {install_hint(workload.framework)}")
+    # Installed but broken (something it imports is missing): not run either,
+    # with the import error.
+    broken = tmp_path / "broken" / workload.framework
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("import hookloop_bench_no_such_dependency\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))
+    assert run_one(subject, workload, tiny) == (
+        None, {}, f"not run: {install_hint(workload.framework)}; importing it failed: "
+                  "No module named 'hookloop_bench_no_such_dependency'")
+
+
+def test_not_run_reason_looks_the_framework_up_without_importing_it(monkeypatch):
+    for workload in FRAMEWORKS:
+        monkeypatch.setitem(sys.modules, workload.framework, None)  # as if not installed
+        for subject in (Subject("asyncio", "asyncio"), Subject(BEST, "hookloop", BEST)):
+            assert not_run_reason(subject, workload) == install_hint(workload.framework)
+    assert install_hint("aiohttp").startswith("install aiohttp")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--workloads", "tcp_echo_1k,nope"], "--workloads: unknown workload(s) nope; choose from"),
     (["--subjects", "nosuchloop"], "--subjects: unknown subject 'nosuchloop'; installed: asyncio"),
@@ -203,13 +265,16 @@ def test_plot_draws_an_svg(tmp_path):
 def test_progress_plain_lines_and_rich_bar(capsys):
     from hookloop_bench.progress import PlainProgress, make_progress
     plain = PlainProgress()
-    plain.start(2)
+    plain.start(3)
     plain.done("round 1/1: timers on epoll", Cell([1234567.0]), "timers/s")
     plain.done("round 1/1: timers on poll", Cell(failed=True, reason="failed: boom"), "timers/s")
+    plain.done("round 1/1: uvicorn_asgi on poll", Cell(reason="not run: install uvicorn"),
+               "requests/s")
     plain.stop()
     assert capsys.readouterr().err.splitlines() == [
-        "[1/2] round 1/1: timers on epoll: 1.23M timers/s",
-        "[2/2] round 1/1: timers on poll: failed: boom"]
+        "[1/3] round 1/1: timers on epoll: 1.23M timers/s",
+        "[2/3] round 1/1: timers on poll: failed: boom",
+        "[3/3] round 1/1: uvicorn_asgi on poll: not run: install uvicorn"]
     assert isinstance(make_progress(plain=True), PlainProgress)
     pytest.importorskip("rich")
     bar = make_progress()

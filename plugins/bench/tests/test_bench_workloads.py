@@ -4,13 +4,16 @@ runs in client processes).
 Speed is never checked here.  What is checked: each workload runs to the
 end on asyncio's loop and on hookloop's best backend, leaves no socket or
 pipe open, and checks its own results: a corrupted echo, a wrong HTTP
-response, a miscounting server, a wrong exit status each void the
-measurement instead of producing a figure.
+response, a miscounting server, an error a framework logs, a wrong exit
+status each void the measurement instead of producing a figure.  The
+framework workloads run where aiohttp/uvicorn are installed (their absence
+is tested in test_bench_cli.py).
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import warnings
@@ -27,6 +30,9 @@ BEST = hookloop.available_backends()[0]
 SUBJECTS = [Subject("asyncio", "asyncio"), Subject(BEST, "hookloop", BEST)]
 TINY = Settings(seconds=0.05, warmup=0.02, clients=1, connections=4, wrk=False)
 NETWORK = [w for w in WORKLOADS.values() if w.kind == "network"]
+#: The workloads on the http load: the bench's own server and the frameworks'.
+HTTP = [w.name for w in NETWORK if w.load == "http"]
+FRAMEWORKS = [w.name for w in NETWORK if w.framework]
 
 
 def _fd_count() -> int:
@@ -115,6 +121,71 @@ def test_a_wrong_http_response_voids_the_measurement(loop, monkeypatch):
         self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi\n")
     monkeypatch.setattr(network.HttpServer, "respond", respond)
     _void(loop, "http", "bad response")
+
+
+def _needs_framework(name):
+    reason = not_run_reason(SUBJECTS[0], WORKLOADS[name])
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_a_wrong_framework_response_voids_the_measurement(loop, monkeypatch, name):
+    _needs_framework(name)
+    real = network.ServerStats.answer
+
+    def answer(self, target):
+        real(self, target)  # counted, but the body names another target
+        return load_module.http_body(target + b"x")
+    monkeypatch.setattr(network.ServerStats, "answer", answer)
+    _void(loop, name, "bad response b'HTTP/1.1 200 OK' b'hello from /c0-0/r1x")
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_a_framework_server_that_miscounts_voids_the_measurement(loop, monkeypatch, name):
+    _needs_framework(name)
+    monkeypatch.setattr(network.ServerStats, "answer",
+                        lambda self, target: load_module.http_body(target))  # not counted
+    _void(loop, name, r"the server answered 0 requests, the clients checked \d+")
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_an_error_the_framework_logs_voids_the_measurement(loop, monkeypatch, name):
+    # The framework catches the handler's exception, logs it and answers
+    # 500: the log voids the measurement (named first), as the 500 does.
+    _needs_framework(name)
+    real = network.ServerStats.answer
+
+    def answer(self, target):
+        if self.requests == 5:
+            raise RuntimeError("handler bug")
+        return real(self, target)
+    monkeypatch.setattr(network.ServerStats, "answer", answer)
+    _void(loop, name, r"^(aiohttp|uvicorn)\S* logged .*RuntimeError\('handler bug'\); "
+                      r"then load client: .*b'HTTP/1.1 500 Internal Server Error")
+
+
+def test_uvicorn_leaves_the_signal_handlers_and_the_loop_alone(loop, monkeypatch):
+    # serve() is awaited on the measured loop (each request checks that it
+    # runs there): no handler is installed, on the process or on the loop,
+    # and no loop policy or loop factory comes into play.
+    _needs_framework("uvicorn_asgi")
+    installed = []
+    real_signal = signal.signal
+
+    def record(sig, handler):
+        installed.append(sig)
+        return real_signal(sig, handler)
+    monkeypatch.setattr(signal, "signal", record)
+    monkeypatch.setattr(loop, "add_signal_handler",
+                        lambda sig, *args: installed.append(sig), raising=False)
+    policy = asyncio.get_event_loop_policy()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    outcome = network.run(loop, WORKLOADS["uvicorn_asgi"], TINY)
+    assert outcome.detail["framework"].startswith("uvicorn ") and outcome.detail["http"]
+    assert installed == []
+    assert handlers == {sig: signal.getsignal(sig) for sig in handlers}
+    assert asyncio.get_event_loop_policy() is policy
 
 
 def test_a_wrong_datagram_voids_the_measurement(loop, monkeypatch):
@@ -351,14 +422,17 @@ print("Requests/sec: %.2f" % (20 / elapsed))
 '''
 
 
-def test_wrk_on_path_is_the_http_load_generator(tmp_path, monkeypatch, loop):
+@pytest.mark.parametrize("name", HTTP)
+def test_wrk_on_path_is_the_http_load_generator(tmp_path, monkeypatch, loop, name):
+    if name in FRAMEWORKS:
+        _needs_framework(name)
     wrk = tmp_path / "wrk"
     wrk.write_text(FAKE_WRK.format(python=sys.executable))
     wrk.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     with_wrk = Settings(**{**TINY.to_json(), "wrk": True})
-    outcome = network.run(loop, WORKLOADS["http"], with_wrk)
+    outcome = network.run(loop, WORKLOADS[name], with_wrk)
     assert outcome.detail["load"] == "wrk"
     assert outcome.detail["exchanges"] == 40  # the warm-up run's and the counted run's
     assert outcome.rate > 0
-    assert network.run(loop, WORKLOADS["http"], TINY).detail["load"] == "python"  # --no-wrk
+    assert network.run(loop, WORKLOADS[name], TINY).detail["load"] == "python"  # --no-wrk

@@ -6,7 +6,10 @@ then its counted run, and prints one JSON line: ``{"value": rate,
 "detail": {...}}``.  A workload whose self-check fails (an echo differs, a
 cancelled timer fires, a child's exit status is wrong, the server's counters
 disagree with the clients') exits with status 1 and the reason as the last
-line of stderr; the runner turns that into a failed row, never a figure.
+line of stderr; the runner turns that into a failed row, never a figure.  A
+workload that cannot run here (its framework cannot be imported) prints
+``{"not_run": reason}`` instead and exits with status 0: not the loop's
+doing, so nothing failed.
 
 A fresh process per measurement means one subject's garbage, caches and
 imports cannot help or hurt another.  This module must never run two
@@ -22,7 +25,7 @@ from typing import Any
 
 from . import scheduling, spawn
 from .subjects import Subject, make_loop
-from .workloads import WORKLOADS, Settings, Workload
+from .workloads import WORKLOADS, NotRunnable, Settings, Workload
 
 
 def measure(subject: Subject, workload: Workload, settings: Settings
@@ -68,6 +71,9 @@ def main(argv: list[str]) -> int:
     settings = Settings.from_json(spec["settings"])
     try:
         value, detail = measure(subject, workload, settings)
+    except NotRunnable as exc:
+        print(json.dumps({"not_run": str(exc)}))
+        return 0
     except Exception as exc:  # any failure voids the measurement; say which
         traceback.print_exc()
         message = str(exc).strip().replace("\n", " ") or "(no message)"

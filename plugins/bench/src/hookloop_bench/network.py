@@ -2,19 +2,21 @@
 
 One measurement is one server on the loop being measured (an echo
 Protocol, an asyncio streams handler, a minimal HTTP/1.1 Protocol, a
-datagram echo, the echo Protocol over TLS, also for TLS handshakes) and a
-load side in *other
-processes*: several :mod:`hookloop_bench.load` clients, each with many
-connections, or ``wrk`` for the http workload when it is on PATH.  The
-figure is the rate the clients saw over the counted window (``wrk``'s
-requests/s, or the sum of each client's checked exchanges over its own
-window), that is, the server loop's throughput.
+datagram echo, the echo Protocol over TLS, also for TLS handshakes, or an
+aiohttp or uvicorn app, see :mod:`hookloop_bench.frameworks`) and a load
+side in *other processes*: several :mod:`hookloop_bench.load` clients, each
+with many connections, or ``wrk`` for the HTTP workloads when it is on
+PATH.  The figure is the rate the clients saw over the counted window
+(``wrk``'s requests/s, or the sum of each client's checked exchanges over
+its own window), that is, the server loop's throughput.
 
 What this side checks, so that a broken loop cannot produce a figure: every
 connection the clients made was accepted and lost cleanly; nothing reached
 the loop's exception handler; the server's own counters (bytes echoed,
 requests answered, datagrams echoed, TLS connections made) agree exactly
-with the clients' checked totals; no request was malformed.  The clients check every byte.
+with the clients' checked totals; no request was malformed (and, for the
+frameworks, nothing the framework logged as a warning or an error).  The
+clients check every byte.
 
 The coordination with the clients (``ready``/``go`` lines, collecting the
 results, waiting for their exit) runs in a helper thread that sleeps in
@@ -26,6 +28,7 @@ public one (so every subject runs the very same code).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +85,14 @@ class ServerStats:
         #: wrk closes its connections with requests in flight: a reset then
         #: is how its run ends, not an error.
         self.resets_expected = False
+
+    def answer(self, target: bytes) -> bytes:
+        """One request for ``target`` answered 200: counted; the body to send
+        (the one :class:`~hookloop_bench.load.HttpConnection` checks)."""
+        self.requests += 1
+        body = load_module.http_body(target)
+        self.echoed += len(body)
+        return body
 
     def made_one(self, who: Any) -> None:
         self.made += 1
@@ -171,9 +183,7 @@ class HttpServer(EchoServer):
                                  b"Connection: close\r\n\r\n")
             self.transport.close()
             return
-        self.stats.requests += 1
-        body = load_module.http_body(target.encode("latin-1"))
-        self.stats.echoed += len(body)
+        body = self.stats.answer(target.encode("latin-1"))
         self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         if headers.get("connection", "").lower() == "close":
@@ -227,7 +237,12 @@ def _streams_handler(stats: ServerStats, size: int) -> Any:
 
 
 def _listening_socket(kind: int, backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
+    # The protocol number as loop.create_server(host, port) has it (from
+    # getaddrinfo): asyncio's loop only sets TCP_NODELAY on connections
+    # accepted from a socket whose ``proto`` is IPPROTO_TCP, and without it
+    # a response written in two parts (uvicorn's) waits out a delayed ACK.
+    proto = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+    sock = socket.socket(socket.AF_INET, kind, proto)
     try:
         sock.bind((HOST, 0))
         if kind == socket.SOCK_STREAM:
@@ -434,62 +449,83 @@ def _in_thread(loop: asyncio.AbstractEventLoop, load: Any) -> asyncio.Future[Any
 
 # -- one measurement ----------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def _protocol_server(workload: Workload, stats: ServerStats, sock: socket.socket,
+                           context: ssl.SSLContext | None) -> AsyncIterator[dict[str, Any]]:
+    """The bench's own server of ``workload`` on ``sock``, on the stats' loop;
+    closed on leaving (after :meth:`ServerStats.abort_all`)."""
+    loop = stats.loop
+    if workload.load == "udp":
+        transport, _ = await loop.create_datagram_endpoint(lambda: DatagramEcho(stats), sock=sock)
+        server: Any = None
+    elif workload.name == "streams_echo":
+        server = await asyncio.start_server(_streams_handler(stats, workload.size), sock=sock)
+    else:
+        factory = HttpServer if workload.load == "http" else EchoServer
+        server = await loop.create_server(lambda: factory(stats), sock=sock, ssl=context)
+    try:
+        yield {}
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        else:
+            transport.close()
+            await asyncio.sleep(0)
+
+
 def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings) -> Outcome:
-    """Serve ``workload`` on ``loop`` under load from other processes."""
+    """Serve ``workload`` on ``loop`` under load from other processes.
+
+    :raises hookloop_bench.workloads.NotRunnable: the workload's framework
+        cannot be imported (before anything is started).
+    """
+    framework = None
+    if workload.framework:
+        from . import frameworks
+        framework = frameworks.server(workload)
     stats = ServerStats(loop)
     loop.set_exception_handler(stats.exception_handler)
     udp = workload.load == "udp"
     #: Connections the clients keep open at once (handshake slots at most).
     expected = settings.clients * workload.connections(settings)
-    sock = _listening_socket(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM,
-                             max(128, 2 * expected))
+    backlog = max(128, 2 * expected)
+    sock = _listening_socket(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM, backlog)
     port = sock.getsockname()[1]
     context, ca_pem = tls_contexts() if workload.needs == "tls" else (None, None)
     wrk = shutil.which("wrk") if workload.load == "http" and settings.wrk else None
     stats.resets_expected = wrk is not None
 
-    async def serve() -> tuple[list[dict[str, Any]], str]:
-        if udp:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: DatagramEcho(stats), sock=sock)
-            server: Any = None
-        elif workload.name == "streams_echo":
-            server = await asyncio.start_server(_streams_handler(stats, workload.size), sock=sock)
-        else:
-            factory = HttpServer if workload.load == "http" else EchoServer
-            server = await loop.create_server(lambda: factory(stats), sock=sock, ssl=context)
-        try:
-            load: Any = (WrkLoad(wrk, port, settings, split) if wrk
-                         else ClientProcesses(workload, port, settings, ca_pem, split))
-            limit = settings.warmup + settings.seconds + GRACE
+    async def serve() -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+        serving = (framework(stats, sock, backlog) if framework is not None
+                   else _protocol_server(workload, stats, sock, context))
+        async with serving as server_detail:
             try:
-                results = await asyncio.wait_for(_in_thread(loop, load), limit)
-            except TimeoutError:
-                raise WorkloadError(f"the load side did not finish in {limit:.0f} s"
-                                    + (f" ({stats.errors[0]})" if stats.errors else "")
-                                    ) from None
-            except WorkloadError as exc:  # the server's side of the story first
-                if stats.errors:
-                    raise WorkloadError(f"{stats.errors[0]}; then {exc}") from None
-                raise
+                load: Any = (WrkLoad(wrk, port, settings, split) if wrk
+                             else ClientProcesses(workload, port, settings, ca_pem, split))
+                limit = settings.warmup + settings.seconds + GRACE
+                try:
+                    results = await asyncio.wait_for(_in_thread(loop, load), limit)
+                except TimeoutError:
+                    raise WorkloadError(f"the load side did not finish in {limit:.0f} s"
+                                        + (f" ({stats.errors[0]})" if stats.errors else "")
+                                        ) from None
+                except WorkloadError as exc:  # the server's side of the story first
+                    if stats.errors:
+                        raise WorkloadError(f"{stats.errors[0]}; then {exc}") from None
+                    raise
+                finally:
+                    load.kill()
+                await stats.all_closed(CLOSE_TIMEOUT)
             finally:
-                load.kill()
-            await stats.all_closed(CLOSE_TIMEOUT)
-        finally:
-            await stats.abort_all()  # only after a failure is anything left
-            if server is not None:
-                server.close()
-                await server.wait_closed()
-            else:
-                transport.close()
-                await asyncio.sleep(0)
-        return results, load.name
+                await stats.abort_all()  # only after a failure is anything left
+        return results, load.name, server_detail
 
     split = CpuSplit(settings.pin)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         with split:
-            results, generator = loop.run_until_complete(serve())
+            results, generator, server_detail = loop.run_until_complete(serve())
     finally:
         sock.close()
     busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
@@ -497,7 +533,7 @@ def run(loop: asyncio.AbstractEventLoop, workload: Workload, settings: Settings)
     rate = sum(r["counted"] / r["elapsed"] for r in results if r["elapsed"] > 0)
     if rate <= 0:
         raise WorkloadError("no exchange completed in the counted window")
-    return Outcome(rate, {"load": generator, "clients": len(results),
+    return Outcome(rate, {**server_detail, "load": generator, "clients": len(results),
                           "pinned": bool(split.cpus),
                           "connections": expected,
                           "exchanges": sum(r["total"] for r in results),

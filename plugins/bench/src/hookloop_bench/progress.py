@@ -23,8 +23,8 @@ def _figure(value: float) -> str:
 
 
 def _outcome(cell: Cell, unit: str) -> str:
-    if cell.failed:
-        return str(cell.reason)
+    if cell.reason is not None:  # failed, or not run
+        return cell.reason
     return f"{_figure(cell.values[-1])} {unit}" if cell.values else "-"
 
 

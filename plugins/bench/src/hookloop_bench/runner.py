@@ -5,9 +5,10 @@ then round 2 does it all again, and so on, so a slow minute on a shared
 machine spreads over all subjects instead of landing on one.  Within a
 round the subjects' order rotates, so no subject always runs right after
 the same neighbour.  A (subject, workload) pair that cannot run (see
-:func:`hookloop_bench.subjects.not_run_reason`) is skipped with its reason;
-a measurement that fails is recorded with the last line its process wrote
-to stderr, and the pair is not measured again.
+:func:`hookloop_bench.subjects.not_run_reason`, or its measuring process
+says so) is skipped with its reason; a measurement that fails is recorded
+with the last line its process wrote to stderr.  Either way the pair is not
+measured again.
 
 The runner only starts processes and collects numbers; it never measures
 anything in its own process, and never prints (the progress object does).
@@ -52,7 +53,8 @@ class Progress(Protocol):
 
 def run_one(subject: Subject, workload: Workload, settings: Settings
             ) -> tuple[float | None, dict[str, Any], str | None]:
-    """One measurement in a fresh interpreter: (value, detail, failure)."""
+    """One measurement in a fresh interpreter: (value, detail, reason), with
+    a reason ("failed: ..." or "not run: ...") instead of a value."""
     argv = [sys.executable, "-m", "hookloop_bench.measure", job(subject, workload, settings)]
     try:
         # Twice the measurement's own deadline, so that its own (more
@@ -60,15 +62,17 @@ def run_one(subject: Subject, workload: Workload, settings: Settings
         out = subprocess.run(argv, capture_output=True, text=True,
                              timeout=2 * (settings.warmup + settings.seconds + GRACE))
     except subprocess.TimeoutExpired:
-        return None, {}, "timed out"
+        return None, {}, "failed: timed out"
     if out.returncode:
         lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
-        return None, {}, lines[-1]
+        return None, {}, f"failed: {lines[-1]}"
     try:
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        if "not_run" in result:
+            return None, {}, f"not run: {result['not_run']}"
         return float(result["value"]), dict(result["detail"]), None
     except (ValueError, KeyError, IndexError):
-        return None, {}, f"unreadable result {out.stdout.strip()[-200:]!r}"
+        return None, {}, f"failed: unreadable result {out.stdout.strip()[-200:]!r}"
 
 
 def run(subjects: Sequence[Subject], workloads: Sequence[Workload], rounds: int,
@@ -95,11 +99,11 @@ def run(subjects: Sequence[Subject], workloads: Sequence[Workload], rounds: int,
                     cell = cells[subject.name, workload.name]
                     where = f"round {r + 1}/{rounds}: {workload.name} on {subject.name}"
                     progress.step(where)
-                    if not cell.failed:
-                        value, detail, failure = run_one(subject, workload, settings)
-                        if failure is not None:
-                            cell.failed = True
-                            cell.reason = f"failed: {failure}"
+                    if cell.reason is None:
+                        value, detail, reason = run_one(subject, workload, settings)
+                        if reason is not None:
+                            cell.failed = reason.startswith("failed")
+                            cell.reason = reason
                         else:
                             assert value is not None
                             cell.values.append(value)

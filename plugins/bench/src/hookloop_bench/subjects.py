@@ -12,8 +12,10 @@ A :class:`Subject` is plain data that crosses into the measuring process as
 JSON; :func:`make_loop` turns it into a loop there.  :func:`not_run_reason`
 says, in the parent, why a workload cannot run on a subject: a hookloop
 subject without the ``tls`` or ``subprocess`` service (asked of its recipe;
-the bench never imports hookloop-tls or hookloop-subprocess), or no
-trustme for TLS anywhere.  Peer loops are assumed to serve all of asyncio.
+the bench never imports hookloop-tls or hookloop-subprocess), no trustme
+for TLS anywhere, or no aiohttp/uvicorn for the framework workloads (looked
+up, never imported, here; the measuring process reports "not run" as well
+if the import fails there).  Peer loops are assumed to serve all of asyncio.
 
 This module must never create a loop in the parent process.
 """
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .workloads import UsageError, Workload
+from .workloads import UsageError, Workload, install_hint
 
 PEERS = ("asyncio", "uvloop")
 
@@ -111,6 +113,8 @@ def select_subjects(spec: str | None) -> list[Subject]:
 
 def not_run_reason(subject: Subject, workload: Workload) -> str | None:
     """Why ``workload`` cannot run on ``subject`` here, or ``None``."""
+    if workload.framework and importlib.util.find_spec(workload.framework) is None:
+        return install_hint(workload.framework)
     if workload.needs == "tls" and importlib.util.find_spec("trustme") is None:
         return "trustme is not installed (pip install 'hookloop-bench[tls]')"
     if subject.kind != "hookloop" or workload.needs is None:

@@ -3,14 +3,17 @@
 This module only *describes*: each :class:`Workload` has a name (what
 ``--workloads`` takes), the unit of its figure (always a rate, so higher is
 better and a ratio above 1 means faster than asyncio's loop), what it does,
-which kind of code runs it, and which loop service it needs beyond the basics
-(``tls``, ``subprocess``) so the runner can say "not run" instead of failing
-when a hookloop subject lacks the plugin.  The code that runs a workload is
-in :mod:`hookloop_bench.scheduling`, :mod:`hookloop_bench.network` and
-:mod:`hookloop_bench.spawn`; :mod:`hookloop_bench.measure` dispatches.
+which kind of code runs it, which loop service it needs beyond the basics
+(``tls``, ``subprocess``) and which web framework its server is written with
+(``aiohttp``, ``uvicorn``), so the runner can say "not run" instead of
+failing when a hookloop subject lacks the plugin or the framework is not
+installed.  The code that runs a workload is in
+:mod:`hookloop_bench.scheduling`, :mod:`hookloop_bench.network` (with
+:mod:`hookloop_bench.frameworks`) and :mod:`hookloop_bench.spawn`;
+:mod:`hookloop_bench.measure` dispatches.
 
-It must never import a loop, a plugin or the load generator: the parent
-process reads it to parse arguments and print tables.
+It must never import a loop, a plugin, a framework or the load generator:
+the parent process reads it to parse arguments and print tables.
 """
 from __future__ import annotations
 
@@ -21,6 +24,16 @@ from typing import Any
 
 class UsageError(Exception):
     """A bad command-line argument; the message names it (exit status 2)."""
+
+
+class NotRunnable(Exception):
+    """The workload cannot run here (its framework cannot be imported): the
+    row says "not run" with the message, and nothing failed."""
+
+
+def install_hint(framework: str) -> str:
+    """The reason a framework workload is not run without ``framework``."""
+    return f"install {framework} (pip install 'hookloop-bench[frameworks]')"
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ class Workload:
     #: For ``network``: at most this many connections per load process
     #: (``--connections`` beyond it is ignored); 0 for no cap.
     max_connections: int = 0
+    #: For the framework workloads: the module the server is written with;
+    #: not run where it cannot be imported.
+    framework: str = ""
 
     def connections(self, settings: Settings) -> int:
         """Connections (or handshake slots, or UDP sockets) per load process."""
@@ -70,6 +86,15 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("http", "requests/s", "network",
              "minimal HTTP/1.1 keep-alive server Protocol, one request in flight "
              "per connection (wrk when on PATH)", load="http"),
+    # What a framework user gets: the same load and checks as http, the
+    # server written with the framework (see hookloop_bench.frameworks).
+    Workload("aiohttp_http", "requests/s", "network",
+             "aiohttp web.Application, one GET route answering a short body, run by "
+             "web.AppRunner + web.SockSite; http's load and checks",
+             load="http", framework="aiohttp"),
+    Workload("uvicorn_asgi", "requests/s", "network",
+             "uvicorn.Server(uvicorn.Config(app)).serve() of a minimal ASGI app, access "
+             "log off; http's load and checks", load="http", framework="uvicorn"),
     Workload("udp_echo", "round trips/s", "network",
              "datagram endpoint echoing 1 KiB datagrams to many client sockets",
              load="udp", size=1024),
