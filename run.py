@@ -23,8 +23,13 @@ VENV = ROOT / ".venv"
 # setuptools: tests/test_out_of_tree_backend.py builds the plugin guide's example
 # offline (pip --no-build-isolation), with a setuptools that builds wheels itself.
 # mypy: tests/test_types.py type-checks the core and every plugin (--strict).
+# tests/integration/: real clients of PostgreSQL (asyncpg) and Redis (redis-py),
+# started by tools/services.py; the web stack (uvicorn, aiohttp, websockets,
+# httpx); pytest-asyncio and anyio for the sample project run with the kit's
+# --hookloop-loop.
 TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "trustme>=1.1",
-             "pluggy>=1.5", "setuptools>=77", "mypy>=1.10"]
+             "pluggy>=1.5", "setuptools>=77", "mypy>=1.10",
+             "asyncpg>=0.32", "redis>=8.2", "pytest-asyncio>=1.4", "anyio>=4.1"]
 #: pytest-xdist workers for `run.py test`.  Most of the run is CPython's
 #: asyncio suites, whose tests mostly wait (timeouts, sleeps, child
 #: processes): four workers overlap the waits even on two CPUs (about 2 min
@@ -32,9 +37,10 @@ TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "trustme>=
 #: whole on one worker (--dist loadscope) for their setUpClass/tearDownClass.
 #: `python3 run.py test -n 0` runs in one process.
 TEST_WORKERS = ["-n", "4", "--dist", "loadscope"]
-# Optional extras installed with a distribution: the bench's progress bar.
+# Optional extras installed with a distribution: the bench's progress bar and its
+# framework workloads (aiohttp, uvicorn).
 # (matplotlib for `--plot` and uvloop are left to the user: see README.md.)
-EXTRAS = {"bench": "[rich]"}
+EXTRAS = {"bench": "[rich,frameworks]"}
 
 
 def _python() -> Path:
