@@ -29,7 +29,8 @@ VENV = ROOT / ".venv"
 # --hookloop-loop.
 TEST_DEPS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "trustme>=1.1",
              "pluggy>=1.5", "setuptools>=77", "mypy>=1.10",
-             "asyncpg>=0.32", "redis>=8.2", "pytest-asyncio>=1.4", "anyio>=4.1"]
+             "asyncpg>=0.32", "redis>=8.2", "uvicorn>=0.36", "aiohttp>=3.9",
+             "websockets>=15", "httpx>=0.27", "pytest-asyncio>=1.4", "anyio>=4.1"]
 #: pytest-xdist workers for `run.py test`.  Most of the run is CPython's
 #: asyncio suites, whose tests mostly wait (timeouts, sleeps, child
 #: processes): four workers overlap the waits even on two CPUs (about 2 min
