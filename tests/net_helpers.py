@@ -42,10 +42,11 @@ async def iterations(n=5):
 
 
 async def read_all(loop, sock, n=None):
-    """Read from the non-blocking ``sock`` until EOF (or ``n`` bytes)."""
+    """Read from the non-blocking ``sock`` until EOF (or exactly ``n`` bytes:
+    never past them, so what the peer sends next is left for the next read)."""
     data = bytearray()
     while n is None or len(data) < n:
-        chunk = await loop.sock_recv(sock, 1 << 16)
+        chunk = await loop.sock_recv(sock, 1 << 16 if n is None else min(1 << 16, n - len(data)))
         if not chunk:
             break
         data += chunk
