@@ -35,8 +35,9 @@ from collections.abc import AsyncIterator, Awaitable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import trustme
 from aiohttp import web
+
+from hookloop.testing import Certificates
 
 T = TypeVar("T")
 
@@ -184,26 +185,6 @@ async def aiohttp_server(app: web.Application, ssl_context: ssl.SSLContext | Non
 
 
 # ------------------------------------------------------------------------- TLS
-
-class Certificates:
-    """A CA, a server certificate it signed, and one it did not sign."""
-
-    def __init__(self) -> None:
-        self.ca = trustme.CA()
-        self.other_ca = trustme.CA()  # a CA nobody trusts
-        self.server_cert = self.ca.issue_cert("localhost", "127.0.0.1")
-
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.server_cert.configure_cert(ctx)
-        return ctx
-
-    def client_context(self, ca: trustme.CA | None = None) -> ssl.SSLContext:
-        """Verifies the server's certificate and name against ``ca``."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        (ca or self.ca).configure_trust(ctx)
-        return ctx
-
 
 @functools.cache
 def certificates() -> Certificates:

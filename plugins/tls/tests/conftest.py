@@ -24,14 +24,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import trustme
 
 _REPO_TESTS = Path(__file__).resolve().parents[3] / "tests"
 if str(_REPO_TESTS) not in sys.path:
     sys.path.append(str(_REPO_TESTS))
 
 import hookloop  # noqa: E402
-from hookloop.testing import ExceptionRecorder, checked_loop  # noqa: E402
+from hookloop.testing import Certificates, ExceptionRecorder, checked_loop  # noqa: E402
 
 
 def _chosen(config: pytest.Config) -> list[str] | None:
@@ -47,30 +46,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = [n for n in chosen if n != "asyncio"] if chosen else \
             hookloop.available_backends()
         metafunc.parametrize("hookloop_name", names, scope="session")
-
-
-class Certificates:
-    """A CA and a server certificate; fresh contexts on demand."""
-
-    def __init__(self) -> None:
-        self.ca = trustme.CA()
-        self.other_ca = trustme.CA()  # a CA nobody trusts
-        self.server_cert = self.ca.issue_cert("localhost", "127.0.0.1", "::1")
-
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.server_cert.configure_cert(ctx)
-        return ctx
-
-    def client_context(self, ca: trustme.CA | None = None) -> ssl.SSLContext:
-        """Verifies the server's certificate and name against ``ca``."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        (ca or self.ca).configure_trust(ctx)
-        return ctx
-
-    def untrusting_client_context(self) -> ssl.SSLContext:
-        """Trusts only a CA that did not sign the server's certificate."""
-        return self.client_context(self.other_ca)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ like anyio's), so in any project where hookloop is installed:
   ``test.test_asyncio`` suites on hookloop loops of every installed backend
   (see :mod:`hookloop.testing.conformance`).
 
+``Certificates()`` makes a throwaway CA and server certificate (with
+``trustme``) for TLS tests, and fresh server and client contexts.
+
 ``checked_loop(loop, recorder)`` is the body of that loop fixture for any
 loop, asyncio's own included: a project's fixture that compares loops
 (``yield from checked_loop(loop, recorder)``) fails the same way.
@@ -24,6 +27,7 @@ loop, asyncio's own included: a project's fixture that compares loops
 The loop fixture is not called ``loop`` because other plugins (aiohttp's)
 own that name; a project may alias it in its ``conftest.py``.
 """
+from .certificates import Certificates
 from .plugin import ExceptionRecorder, checked_loop
 
-__all__ = ["ExceptionRecorder", "checked_loop"]
+__all__ = ["Certificates", "ExceptionRecorder", "checked_loop"]
