@@ -181,6 +181,13 @@ def _log_tail(path: Path) -> str:
         return "(no log)"
 
 
+def _log_since(path: Path, offset: int) -> str:
+    """What ``path`` gained after ``offset`` (one start attempt's messages)."""
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -354,9 +361,7 @@ def _pg_start(base: Path, record: dict[str, Any] | None) -> dict[str, Any]:
         pid = _pg_wait_ready(bindir, data, log, port) if result.returncode == 0 else None
         if pid is not None:
             break
-        with open(log, errors="replace") as f:
-            f.seek(offset)
-            new_log = f.read()
+        new_log = _log_since(log, offset)
         if port_wanted is None and "could not bind" in new_log and attempt + 1 < PORT_ATTEMPTS:
             continue  # the port was taken under us: another one
         raise ServiceError(f"PostgreSQL did not start on port {port} (pg_ctl start exited "
@@ -473,9 +478,7 @@ def _redis_start(base: Path, record: dict[str, Any] | None) -> dict[str, Any]:
         pid = _redis_wait_ready(pidfile, log, port)
         if pid is not None:
             break
-        with open(log, errors="replace") as f:
-            f.seek(offset)
-            new_log = f.read()
+        new_log = _log_since(log, offset)
         if port_wanted is None and "in use" in new_log and attempt + 1 < PORT_ATTEMPTS:
             continue
         raise ServiceError(f"Redis did not start on port {port}:\n{_tail(new_log)}")
