@@ -43,6 +43,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 logger = logging.getLogger("asyncio")
@@ -490,7 +491,8 @@ class BufferedWriter(TransportCore):
             if len(buffer) == 1:
                 sent = self._send(buffer[0])
             else:
-                sent = self._sendv(list(buffer)[:MAX_IOV])
+                sent = self._sendv(list(buffer) if len(buffer) <= MAX_IOV
+                                   else list(islice(buffer, MAX_IOV)))
         except (BlockingIOError, InterruptedError):
             sent = 0
         except (SystemExit, KeyboardInterrupt):
