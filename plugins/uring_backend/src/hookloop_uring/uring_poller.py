@@ -244,9 +244,8 @@ class UringPoller(PollerBase):
             raise
         self._ring: Any = ring
         self._cqe = liburing.Cqe()
-        self._ring_fd: int = ring.ring_fd
         waiter = select.poll()
-        waiter.register(self._ring_fd, _POLLIN)
+        waiter.register(ring.ring_fd, _POLLIN)
         self._wait = waiter.poll
         #: token -> (fd, poll(2) mask), for every live registration.
         self._tokens: dict[int, tuple[int, int]] = {}
